@@ -1,0 +1,246 @@
+"""In-process transformers + PEFT backend: the embedded default.
+
+One model in memory, LoRA adapters loaded beside it under serving names and chosen per request. Generation is
+serialized by a lock (on 2 CPU cores parallel decoding buys nothing and PEFT's active adapter is model state), so
+unloading an adapter waits for requests in flight on it. It does not batch concurrent requests; vLLM does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from agentmem.errors import AgentmemError, ModelError
+from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend
+from agentmem.llm.stops import StopTrimmer, trim_at_stop
+from agentmem.settings import Settings
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelError("AGENTMEM_DEVICE=cuda but no CUDA GPU is visible", "unset AGENTMEM_DEVICE or use cpu")
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return preference
+
+
+def pick_dtype(device: str, preference: str = "auto"):
+    import torch
+
+    if preference == "auto":  # fp32 is the fast dtype on CPUs without bf16 units
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, preference)
+
+
+class TransformersBackend(LLMBackend):
+    name = "transformers"
+
+    def __init__(self, model_path: Path, *, device: str = "auto", dtype: str = "auto", threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI and in logs
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_path = Path(model_path)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load the base model at {self.model_path}: {str(exc).splitlines()[0][:200]}",
+                "run `agentmem init`, or point AGENTMEM_BASE_MODEL at a local Hugging Face model folder",
+            ) from exc
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._base = model.to(self.device).eval()
+        self._model = self._base  # becomes a PeftModel once an adapter is loaded
+        self._adapters: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersBackend:
+        from agentmem.bootstrap import base_model_path
+
+        return cls(base_model_path(settings), device=settings.device, dtype=settings.dtype, threads=settings.threads)
+
+    # -- prompts -------------------------------------------------------------------------------------------
+    def encode(self, messages: Sequence[ChatMessage]):
+        if not messages:
+            raise AgentmemError("no messages to answer", "pass at least one user message")
+        enc = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _gen_kwargs(self, config: GenerationConfig) -> dict:
+        import torch
+
+        kwargs: dict = dict(
+            max_new_tokens=config.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            do_sample=not config.greedy,
+        )
+        if config.greedy:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=None)
+            if config.seed is not None:
+                torch.manual_seed(config.seed)
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    @contextlib.contextmanager
+    def _using(self, adapter: str | None):
+        """Select the adapter for one request; caller holds the lock."""
+        if adapter is not None and adapter not in self._adapters:
+            raise AgentmemError(f"adapter {adapter!r} is not loaded", f"loaded: {sorted(self._adapters) or 'none'}")
+        if self._model is self._base:
+            yield self._base
+        elif adapter is None:
+            with self._model.disable_adapter():
+                yield self._model
+        else:
+            self._model.set_adapter(adapter)
+            yield self._model
+
+    # -- generation ----------------------------------------------------------------------------------------
+    def generate(
+        self, messages: Sequence[ChatMessage], config: GenerationConfig | None = None, adapter: str | None = None
+    ) -> Generation:
+        import torch
+
+        config = config or GenerationConfig()
+        inputs = self.encode(messages)
+        n_prompt = int(inputs["input_ids"].shape[1])
+        start = time.perf_counter()
+        with self._lock, self._using(adapter) as model, torch.inference_mode():
+            out = model.generate(**inputs, **self._gen_kwargs(config))
+        new = out[0][n_prompt:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text, hit_stop = trim_at_stop(text, config.stop)
+        eos_ids = self._eos_ids()
+        ended = hit_stop or (len(new) > 0 and int(new[-1]) in eos_ids) or len(new) < config.max_new_tokens
+        return Generation(
+            text=text.strip() if hit_stop else text,
+            adapter=adapter,
+            prompt_tokens=n_prompt,
+            completion_tokens=int(len(new)),
+            seconds=time.perf_counter() - start,
+            finish_reason="stop" if ended else "length",
+        )
+
+    def stream(
+        self, messages: Sequence[ChatMessage], config: GenerationConfig | None = None, adapter: str | None = None
+    ) -> Iterator[str]:
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        config = config or GenerationConfig()
+        inputs = self.encode(messages)
+        abandoned = threading.Event()
+
+        class _Abandoned(StoppingCriteria):  # a consumer that stops reading must not hold the lock forever
+            def __call__(self, input_ids, scores, **kwargs):
+                return abandoned.is_set()
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        failure: list[BaseException] = []
+        ready = threading.Event()
+
+        def run() -> None:
+            import torch
+
+            try:
+                with self._lock, self._using(adapter) as model, torch.inference_mode():
+                    ready.set()
+                    model.generate(
+                        **inputs,
+                        **self._gen_kwargs(config),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Abandoned()]),
+                    )
+            except BaseException as exc:  # surfaced to the consumer below
+                failure.append(exc)
+                streamer.end()
+            finally:
+                ready.set()
+
+        worker = threading.Thread(target=run, name="agentmem-generate", daemon=True)
+        worker.start()
+        trimmer = StopTrimmer(config.stop)
+        try:
+            for piece in streamer:
+                out = trimmer.feed(piece)
+                if out:
+                    yield out
+                if trimmer.stopped:
+                    break
+            rest = trimmer.flush()
+            if rest:
+                yield rest
+            if failure:
+                raise failure[0]
+        finally:
+            abandoned.set()
+            worker.join(timeout=60)
+
+    def _eos_ids(self) -> set[int]:
+        ids = self._base.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return {int(i) for i in ids if i is not None} | {int(self.tokenizer.eos_token_id)}
+
+    # -- adapters ------------------------------------------------------------------------------------------
+    def load_adapter(self, name: str, path: str) -> None:
+        from peft import PeftModel
+
+        folder = Path(path)
+        if not (folder / "adapter_config.json").is_file():
+            raise ModelError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)", "check the adapter path")
+        with self._lock:
+            if name in self._adapters:
+                if self._adapters[name] == str(folder):
+                    return
+                raise AgentmemError(f"adapter name {name!r} is already loaded from {self._adapters[name]}",
+                                    "every adapter version needs a new serving name")
+            try:
+                if self._model is self._base:
+                    self._model = PeftModel.from_pretrained(self._base, folder, adapter_name=name, is_trainable=False)
+                else:
+                    self._model.load_adapter(folder, adapter_name=name, is_trainable=False)
+            except Exception as exc:
+                raise ModelError(f"cannot load adapter {folder}: {str(exc).splitlines()[0][:200]}",
+                                 "was it trained for this base model?") from exc
+            self._model.eval()
+            self._adapters[name] = str(folder)
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:  # waits for the request in flight, which holds the lock
+            if name not in self._adapters:
+                return
+            if len(self._adapters) == 1:  # the last one: drop the LoRA layers and serve the plain base again
+                self._base = self._model.unload()
+                self._model = self._base
+            else:
+                self._model.delete_adapter(name)
+            del self._adapters[name]
+
+    def adapters(self) -> list[str]:
+        return sorted(self._adapters)  # no lock: must answer while a long generation runs
+
+    def info(self) -> dict:
+        return {
+            "backend": self.name,
+            "model": str(self.model_path),
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "adapters": sorted(self._adapters),
+        }

