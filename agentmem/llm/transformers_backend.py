@@ -131,7 +131,7 @@ class TransformersBackend(LLMBackend):
         eos_ids = self._eos_ids()
         ended = hit_stop or (len(new) > 0 and int(new[-1]) in eos_ids) or len(new) < config.max_new_tokens
         return Generation(
-            text=text.strip() if hit_stop else text,
+            text=text,
             adapter=adapter,
             prompt_tokens=n_prompt,
             completion_tokens=int(len(new)),
