@@ -43,3 +43,9 @@ class Busy(AgentmemError):
     """The thing asked for is already running (e.g. a consolidation run for the pool)."""
 
     exit_code = 5
+
+
+class Conflict(AgentmemError):
+    """The change contradicts what is stored (e.g. an active fact on the same subject/key, a superseded fact)."""
+
+    exit_code = 6

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     top_k: int = Field(4, ge=1, le=100, description="Chunks retrieved per question.")
     relevance_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Below this a chunk does not count.")
 
+    db_busy_timeout_s: float = Field(
+        30.0, gt=0, description="How long a write waits for another writer's lock on agentmem.db before failing."
+    )
+
     @field_validator("home", "base_model", "embed_model", mode="before")
     @classmethod
     def _expand(cls, v: Any) -> Any:
@@ -84,6 +88,11 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.home / "chroma"
+
+    @property
+    def sources_db_path(self) -> Path:
+        """The ingest manifest (which files are indexed in which pool, at which content hash)."""
+        return self.home / "sources.db"
 
     @property
     def db_path(self) -> Path:
