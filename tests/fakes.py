@@ -57,3 +57,51 @@ class FakeBackend(LLMBackend):
 
     def adapters(self) -> list[str]:
         return sorted(self._loaded)
+
+
+class FakeHit:
+    def __init__(self, text, score, source, pool, chunk_id, metadata=None, title="", section=""):
+        self.text, self.score, self.source, self.pool, self.chunk_id = text, score, source, pool, chunk_id
+        self.metadata = metadata or {}
+        self.title, self.section = title, section
+        self.page = self.line_start = self.line_end = None
+
+
+_STOP = {"the", "a", "an", "is", "of", "what", "who", "which", "in", "was", "to", "and", "does", "do", "did", "?"}
+
+
+def _words(text: str) -> set[str]:
+    import re
+
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP}
+
+
+class FakeKnowledge:
+    """Documents and memories per pool, scored by the share of the query's content words they contain."""
+
+    def __init__(self):
+        self.docs: dict[str, list[tuple[str, str]]] = {}
+        self.memories: dict[str, dict[str, str]] = {}
+
+    def add_document(self, pool: str, source: str, text: str) -> None:
+        self.docs.setdefault(pool, []).append((source, text))
+
+    def _score(self, query: str, text: str) -> float:
+        q = _words(query)
+        return len(q & _words(text)) / len(q) if q else 0.0
+
+    def search(self, query, pool, k=4, where=None):
+        hits = [FakeHit(t, self._score(query, t), src, pool, f"{src}#0", title=src)
+                for src, t in self.docs.get(pool, [])]
+        return sorted(hits, key=lambda h: -h.score)[:k]
+
+    def search_memory(self, query, pool, k=4):
+        hits = [FakeHit(t, self._score(query, t), f"memory:{fid}", pool, fid, {"fact_id": fid})
+                for fid, t in self.memories.get(pool, {}).items()]
+        return sorted(hits, key=lambda h: -h.score)[:k]
+
+    def remember(self, pool, fact_id, text, metadata=None):
+        self.memories.setdefault(pool, {})[fact_id] = text
+
+    def forget(self, pool, fact_id):
+        self.memories.get(pool, {}).pop(fact_id, None)
