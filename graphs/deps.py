@@ -6,7 +6,8 @@ memory log and adapter registry (`graphs.agent.build_agent`). Nothing here const
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,3 +32,15 @@ class AgentDeps:
     memory: Any  # agentmem.memory.MemoryLog
     # pool -> serving name of its active adapter, loaded into `llm` (None: the base model answers)
     adapter_for: Callable[[str], str | None] = lambda pool: None
+    # A lease on that adapter for one request (AdapterServing.use): it is not unloaded while leased.
+    use_adapter: Callable[[str], contextlib.AbstractContextManager[str | None]] | None = None
+
+    def lease(self, pool: str) -> contextlib.AbstractContextManager[str | None]:
+        if self.use_adapter is not None:
+            return self.use_adapter(pool)
+        return _fixed(self.adapter_for(pool))
+
+
+@contextlib.contextmanager
+def _fixed(name: str | None) -> Iterator[str | None]:
+    yield name

@@ -15,9 +15,10 @@ from langgraph.config import get_stream_writer
 from agentmem.errors import NotFound
 from agentmem.factkey import fact_slot
 from agentmem.llm.base import ChatMessage, GenerationConfig
-from agentmem.memory import Fact, FactStatus, Feedback, Miss, Provenance, Resolution
+from agentmem.memory import Fact, FactStatus, Feedback, Miss, Provenance
 from agentmem.normalize import is_refusal
 from graphs.deps import AgentDeps
+from graphs.misses import resolve_misses_with_fact
 from graphs.prompts import intent_patterns, render, template
 from graphs.state import AgentState, Source
 
@@ -88,13 +89,13 @@ class Nodes:
         messages: list[ChatMessage] = [{"role": "system", "content": template("system")}]
         messages += _history(state["messages"][:-1], HISTORY_TURNS)
         messages.append({"role": "user", "content": user})
-        adapter = self.deps.adapter_for(state["pool"])
         writer = get_stream_writer()
         parts: list[str] = []
         config = GenerationConfig(max_new_tokens=self.s.max_new_tokens)
-        for piece in self.deps.llm.stream(messages, config, adapter=adapter):
-            parts.append(piece)
-            writer({"token": piece})
+        with self.deps.lease(state["pool"]) as adapter:
+            for piece in self.deps.llm.stream(messages, config, adapter=adapter):
+                parts.append(piece)
+                writer({"token": piece})
         answer = "".join(parts).strip()
         return {
             "answer": answer, "adapter": adapter,
@@ -143,7 +144,7 @@ class Nodes:
             last = _last_assistant(state)
             mem.add_feedback(Feedback(pool=pool, thread_id=state.get("thread_id"), question=_last_user(state),
                                       answer=last["content"] if last else "", rating="down", correction=statement))
-        resolved = resolve_misses_with_fact(self.deps, pool, new.id)
+        resolved = resolve_misses_with_fact(self.deps.memory, self.deps.knowledge, self.s, pool, new.id)
         reply = f"{'Corrected' if correcting else 'Got it'}: I will remember that {statement}"
         if resolved:
             reply += f" (this answers {len(resolved)} earlier question{'s' if len(resolved) > 1 else ''})"
@@ -172,18 +173,6 @@ class Nodes:
             if fact is not None and fact.active and hit.score >= max(0.6, self.s.relevance_threshold):
                 return fact
         return None
-
-
-def resolve_misses_with_fact(deps: AgentDeps, pool: str, fact_id: str) -> list[str]:
-    """Mark open misses of the pool that this fact answers (it is their best memory match and relevant)."""
-    resolved = []
-    for miss in deps.memory.list_misses(pool, status="open"):
-        for hit in deps.knowledge.search_memory(miss.question, pool, k=1):
-            h = _memory_hit(hit)
-            if h["fact_id"] == fact_id and h["score"] >= deps.settings.relevance_threshold:
-                deps.memory.resolve_miss(pool, miss.id, Resolution(kind="fact", ref=fact_id))
-                resolved.append(miss.id)
-    return resolved
 
 
 def _clean_statement(text: str) -> str:

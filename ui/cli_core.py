@@ -1,19 +1,16 @@
-"""Core commands: `agentmem init`, `ask`, `chat`, `status`.
+"""Core commands: `agentmem init` and `agentmem status`.
 
-`ask` and `chat` talk to the base model through the configured backend; once the agent exists they go through it.
 This module prints and parses only; the work happens in the library.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from agentmem.llm.base import GenerationConfig
 from ui.cli import app, console, get_settings
 
 
@@ -37,68 +34,6 @@ def init(
     else:
         for k, v in info.items():
             console.print(f"[bold]{k}[/bold]: {v}", highlight=False)
-
-
-@app.command()
-def ask(
-    question: Annotated[str, typer.Argument(help="The question to answer.")],
-    adapter: Annotated[Optional[str], typer.Option(help="Serving name of a loaded adapter (default: base).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Token budget for the answer.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print {answer, adapter, tokens, seconds} as JSON.")] = False,
-) -> None:
-    """Answer one question and exit."""
-    from agentmem.llm import open_backend
-
-    settings = get_settings()
-    with console.status("Loading the model..."):
-        backend = open_backend(settings)
-    config = GenerationConfig(max_new_tokens=max_tokens or settings.max_new_tokens)
-    messages = [{"role": "user", "content": question}]
-    if json_out:
-        g = backend.generate(messages, config, adapter=adapter)
-        print(json.dumps({"answer": g.text.strip(), "adapter": g.adapter, "tokens": g.completion_tokens,
-                          "seconds": round(g.seconds, 3)}))
-        return
-    for piece in backend.stream(messages, config, adapter=adapter):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-
-
-@app.command()
-def chat(
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Token budget per answer.")] = None,
-) -> None:
-    """Chat in the terminal with streamed answers (Ctrl-D or /exit to leave, /reset to forget the conversation)."""
-    from agentmem.llm import open_backend
-
-    settings = get_settings()
-    with console.status("Loading the model..."):
-        backend = open_backend(settings)
-    config = GenerationConfig(max_new_tokens=max_tokens or settings.max_new_tokens)
-    history: list[dict] = []
-    console.print("agentmem chat — /exit to leave, /reset to start over", highlight=False)
-    while True:
-        try:
-            line = input("you> ").strip()
-        except EOFError:
-            break
-        if not line:
-            continue
-        if line in ("/exit", "/quit"):
-            break
-        if line == "/reset":
-            history.clear()
-            continue
-        history.append({"role": "user", "content": line})
-        sys.stdout.write("agent> ")
-        parts = []
-        for piece in backend.stream(history, config):
-            parts.append(piece)
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-        history.append({"role": "assistant", "content": "".join(parts).strip()})
 
 
 @app.command()

@@ -78,6 +78,10 @@ class LLMBackend(abc.ABC):
     @abc.abstractmethod
     def adapters(self) -> list[str]: ...
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by this backend's tokenizer (a word count where it has none)."""
+        return len(text.split())
+
     def info(self) -> dict:
         return {"backend": self.name}
 

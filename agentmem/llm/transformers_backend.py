@@ -193,6 +193,9 @@ class TransformersBackend(LLMBackend):
             abandoned.set()
             worker.join(timeout=60)
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def _eos_ids(self) -> set[int]:
         ids = self._base.generation_config.eos_token_id
         ids = ids if isinstance(ids, list) else [ids]

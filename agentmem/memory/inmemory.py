@@ -69,6 +69,9 @@ class InMemoryLog(MemoryLog):
     def _put(self, record: Record) -> None:
         self._tables[type(record)][record.id] = record.model_copy(deep=True)
 
+    def _delete(self, kind: type[Record], record_id: str) -> None:
+        self._tables[kind].pop(record_id, None)
+
     def _rows(self, kind: type[R], pool: str) -> list[R]:
         return [r.model_copy(deep=True) for r in self._tables[kind].values() if r.pool == pool]  # type: ignore
 

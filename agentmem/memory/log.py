@@ -64,6 +64,10 @@ class MemoryLog(ABC):
         """Insert or replace by id."""
 
     @abstractmethod
+    def _delete(self, kind: type[Record], record_id: str) -> None:
+        """Remove the record with this id (absent: nothing happens)."""
+
+    @abstractmethod
     def _facts(self, pool: str, statuses: frozenset[FactStatus] | None, search: str | None) -> list[Fact]:
         """Oldest first; `search` is a casefolded substring of the text."""
 
@@ -124,6 +128,13 @@ class MemoryLog(ABC):
         with self._transaction():
             self._check_slot(fact)
             self._insert(fact)
+        return fact
+
+    def delete_fact(self, pool: str, fact_id: str) -> Fact:
+        """Remove a fact for good and return it. Facts it superseded keep pointing at its id (history)."""
+        with self._transaction():
+            fact = self._require(Fact, pool, fact_id)
+            self._delete(Fact, fact_id)
         return fact
 
     def get_fact(self, pool: str, fact_id: str) -> Fact:

@@ -115,6 +115,9 @@ class SqliteLog(MemoryLog):
             [row[c] for c in cols],
         )
 
+    def _delete(self, kind: type[Record], record_id: str) -> None:
+        self._q(f"DELETE FROM {_TABLES[kind]} WHERE id = ?", (record_id,))
+
     def _select(self, kind: type[R], where: str, params: list[Any], order: str = "seq") -> list[R]:
         rows = self._q(f"SELECT * FROM {_TABLES[kind]} WHERE {where} ORDER BY {order}", params)
         return [_from_row(kind, r) for r in rows]

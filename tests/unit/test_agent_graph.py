@@ -135,3 +135,15 @@ def test_understand_classifies_turns(parts, text, intent, statement):
     out = Nodes(AgentDeps(settings=settings, llm=llm, knowledge=kb, memory=mem)).understand(
         {"question": text, "messages": []})
     assert (out["intent"], out["statement"]) == (intent, statement)
+
+
+def test_ingested_document_resolves_a_miss(agent, parts):
+    from graphs.misses import resolve_misses_with_documents
+
+    settings, _, kb, mem = parts
+    miss_id = agent.ask("Who founded the Velvet Lantern guild?").miss_id
+    assert resolve_misses_with_documents(mem, kb, settings, "default") == []  # nothing new yet
+    kb.add_document("default", "guilds.md", "The Velvet Lantern guild was founded by Orsa Kell in 1702.")
+    assert resolve_misses_with_documents(mem, kb, settings, "default") == [miss_id]
+    miss = mem.get_miss("default", miss_id)
+    assert miss.status == "resolved" and miss.resolved_by.kind == "document" and miss.resolved_by.ref == "guilds.md"

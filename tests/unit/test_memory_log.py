@@ -323,3 +323,15 @@ def test_invalid_pool_names_are_rejected_by_the_records() -> None:
     for bad in ("", "has space", "../up", ".hidden"):
         with pytest.raises(ValueError):
             Fact(pool=bad, text="x")
+
+
+def test_delete_fact_removes_it_from_its_pool_only(log: MemoryLog) -> None:
+    keep = log.add_fact(Fact(pool="a", text="Keep me."))
+    gone = log.add_fact(Fact(pool="a", text="Delete me.", subject="x", key="is"))
+    with pytest.raises(NotFound):
+        log.delete_fact("b", gone.id)
+    assert log.delete_fact("a", gone.id).id == gone.id
+    assert [f.id for f in log.list_facts("a")] == [keep.id]
+    with pytest.raises(NotFound):
+        log.get_fact("a", gone.id)
+    log.add_fact(Fact(pool="a", text="The slot is free again.", subject="x", key="is"))
