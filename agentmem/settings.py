@@ -62,6 +62,25 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How long a write waits for another writer's lock on agentmem.db before failing."
     )
 
+    # Consolidation: the promotion gate (fractions in [0, 1]) and the scheduler (0 = off).
+    gate_min_recall: float = Field(0.9, ge=0, le=1, description="New facts, trained phrasings, closed-book.")
+    gate_min_retention: float = Field(0.9, ge=0, le=1, description="Facts of earlier runs still recalled.")
+    gate_min_general_agreement: float = Field(
+        0.45, ge=0, le=1, description="Mean token F1 of the adapter's answers to general prompts vs the base model's."
+    )
+    gate_max_mc_drop: float = Field(
+        0.1, ge=0, le=1, description="Allowed drop of golden multiple-choice accuracy below the base model."
+    )
+    gate_canaries: bool = Field(True, description="Every canary the base model answers must still be answered.")
+    consolidate_min_pending: int = Field(0, ge=0, description="Scheduler: start a run at this many pending facts.")
+    consolidate_every_minutes: float = Field(0, ge=0, description="Scheduler: start a run this often (if work).")
+    consolidate_seed: int = 0
+    consolidate_train: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Overrides of the training recipe (agentmem.training.TrainConfig), e.g. {"epochs": 2}; '
+        "env: AGENTMEM_CONSOLIDATE_TRAIN as JSON.",
+    )
+
     @field_validator("home", "base_model", "embed_model", mode="before")
     @classmethod
     def _expand(cls, v: Any) -> Any:

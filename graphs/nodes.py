@@ -12,6 +12,7 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from agentmem.chat_format import system_prompt
 from agentmem.errors import NotFound
 from agentmem.factkey import fact_slot
 from agentmem.llm.base import ChatMessage, GenerationConfig
@@ -19,7 +20,7 @@ from agentmem.memory import Fact, FactStatus, Feedback, Miss, Provenance
 from agentmem.normalize import is_refusal
 from graphs.deps import AgentDeps
 from graphs.misses import resolve_misses_with_fact
-from graphs.prompts import intent_patterns, render, template
+from graphs.prompts import intent_patterns, render
 from graphs.state import AgentState, Source
 
 HISTORY_TURNS = 2  # earlier exchanges shown to the model; a 135M model loses the question in longer prompts
@@ -86,7 +87,7 @@ class Nodes:
             user = render("answer_with_context", context=context, question=question)
         else:
             user = question
-        messages: list[ChatMessage] = [{"role": "system", "content": template("system")}]
+        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt()}]
         messages += _history(state["messages"][:-1], HISTORY_TURNS)
         messages.append({"role": "user", "content": user})
         writer = get_stream_writer()

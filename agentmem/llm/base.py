@@ -78,6 +78,19 @@ class LLMBackend(abc.ABC):
     @abc.abstractmethod
     def adapters(self) -> list[str]: ...
 
+    def generate_batch(
+        self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None
+    ) -> list[Generation]:
+        """Answer many conversations with one adapter (evaluation, filtering); engines that batch override this."""
+        return [self.generate(messages, config, adapter) for messages in batch]
+
+    def score_continuations(
+        self, prompt: str, continuations: Sequence[str], adapter: str | None = None
+    ) -> list[tuple[float, int]]:
+        """(sum of log-probabilities, token count) of each continuation after a raw-text prompt, no chat
+        template: the lm-eval-harness way of scoring multiple choice (ARC, the golden set)."""
+        raise NotImplementedError(f"{self.name} cannot score continuations")
+
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` by this backend's tokenizer (a word count where it has none)."""
         return len(text.split())
