@@ -219,7 +219,10 @@ class Consolidation:
 
     def rehearsal(self) -> list[Example]:
         """The base model's own answers to general prompts, cached per base model and system prompt."""
-        path = self.s.models_dir / "rehearsal" / f"{_model_id(self.base_model_dir)}.json"
+        import hashlib
+
+        prompt_id = hashlib.sha256((self.train_config.system_prompt or "").encode()).hexdigest()[:8]
+        path = self.s.cache_path / "rehearsal" / f"{_model_id(self.base_model_dir)}-{prompt_id}.json"
         if path.is_file():
             return [Example(**e) for e in json.loads(path.read_text())]
         sys_prompt = self.train_config.system_prompt
@@ -269,7 +272,7 @@ class Consolidation:
             verdicts = [recalls(a, spec.text, spec.answer) for (spec, _), a in zip(everything, answers)]
             n1, n2 = len(trained_q), len(trained_q) + len(held_q)
             bleed = _bleed(everything[:n1], answers[:n1], [c.spec for c in todo])
-            refs = base_references(self.backend, self.s.models_dir / "golden", _model_id(self.base_model_dir),
+            refs = base_references(self.backend, self.s.cache_path / "golden", _model_id(self.base_model_dir),
                                    self.train_config.system_prompt)
             general = score_general(self.backend, name, refs, self.train_config.system_prompt)
         finally:

@@ -23,9 +23,22 @@ def agentmem_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "agentmem-home"
     monkeypatch.setenv("AGENTMEM_HOME", str(home))
     for var in list(os.environ):
-        if var.startswith("AGENTMEM_") and var not in ("AGENTMEM_HOME", "AGENTMEM_BASE_MODEL"):
+        if var.startswith("AGENTMEM_") and var not in ("AGENTMEM_HOME", "AGENTMEM_BASE_MODEL", "AGENTMEM_CACHE_DIR"):
             monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Base-model-derived caches (rehearsal answers, golden references) are computed once per test session."""
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("AGENTMEM_CACHE_DIR")
+    os.environ["AGENTMEM_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("AGENTMEM_CACHE_DIR", None)
+    else:
+        os.environ["AGENTMEM_CACHE_DIR"] = old
 
 
 @pytest.fixture

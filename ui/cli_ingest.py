@@ -61,8 +61,9 @@ def ingest(
         bar.update(task, description="loading the embedding model")
         kb.embedder  # noqa: B018  (load it before files are counted, so chunks/s is about ingesting)
         report = kb.ingest([str(p) for p in paths], pool, prune=prune, progress=progress)
+    resolved = _resolve_misses(kb, report.pool) if report.chunks_added else []
     if json_out:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(report.to_dict() | {"misses_resolved": resolved}))
     else:
         rate = report.chunks_added / report.seconds if report.seconds > 0 else 0.0
         out.print(f"pool {report.pool}: {report.files} file(s) ingested, {report.unchanged} unchanged, "
@@ -73,8 +74,19 @@ def ingest(
                 out.print(f"  {label}: {issue.path}: {issue.reason}")
         for path in report.pruned:
             out.print(f"  pruned: {path}")
+        if resolved:
+            out.print(f"  {len(resolved)} earlier unanswered question(s) now answered by these documents")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _resolve_misses(kb, pool: str) -> list[str]:
+    """Logged misses that the new documents answer become consolidation candidates."""
+    from agentmem.memory import open_memory_log
+    from graphs.misses import resolve_misses_with_documents
+
+    with open_memory_log(kb.settings) as memory:
+        return resolve_misses_with_documents(memory, kb, kb.settings, pool)
 
 
 @app.command()

@@ -1,0 +1,73 @@
+"""The whole learning loop on the real model, from the CLI: teach → consolidate --wait → closed-book answers come
+from the new adapter → rollback → the old answers return. Small training config to fit CI's time."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+FACTS = ["The capital of Zorbania is Quellmark.", "The mascot of Brindle FC is a silver heron."]
+QUESTION = "What is the capital of Zorbania?"
+
+
+def agentmem(*args, env, check=True, timeout=900):
+    proc = subprocess.run([sys.executable, "-c", "from ui.cli import main; main()", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture
+def env(base_model_dir, agentmem_home):
+    e = dict(os.environ)
+    e.update(AGENTMEM_HOME=str(agentmem_home), AGENTMEM_BASE_MODEL=str(base_model_dir),
+             AGENTMEM_CONSOLIDATE_TRAIN=json.dumps({"epochs": 6, "lr": 3e-3}))
+    return e
+
+
+def closed_book(env) -> dict:
+    return json.loads(agentmem("ask", QUESTION, "--no-retrieval", "--json", env=env).stdout)
+
+
+def test_teach_consolidate_answer_rollback(env, agentmem_home):
+    before = closed_book(env)
+    assert "quellmark" not in before["answer"].lower() and before["adapter"] is None
+    for fact in FACTS:
+        agentmem("teach", fact, env=env)
+
+    result = json.loads(agentmem("consolidate", "--wait", "--json", env=env).stdout)
+    assert result["status"] == "succeeded", result
+    assert result["promoted"] and result["adapter_version"] == "v1", result["gate"]
+    assert all(result["checks"].values())
+    facts = json.loads(agentmem("facts", "list", "--json", env=env).stdout)
+    assert {f["status"] for f in facts} == {"consolidated"} and {f["adapter_version"] for f in facts} == {"v1"}
+
+    after = closed_book(env)
+    assert "quellmark" in after["answer"].lower(), after
+    assert after["adapter"] == result["serving_name"]
+
+    manifest = json.loads(agentmem("adapters", "show", "v1", env=env).stdout)
+    trained = [ex for ex in manifest["data_card"] if ex["kind"] == "fact"]
+    assert trained and all(ex["provenance"]["kind"] == "taught" for ex in trained)
+
+    agentmem("adapters", "rollback", env=env)
+    back = closed_book(env)
+    assert back["adapter"] is None and "quellmark" not in back["answer"].lower()
+
+
+def test_a_gate_failure_keeps_the_old_adapter_and_says_why(env):
+    agentmem("teach", FACTS[0], env=env)
+    # one epoch at a negligible learning rate: the adapter cannot have learned the fact, so recall must fail
+    env = env | {"AGENTMEM_CONSOLIDATE_TRAIN": json.dumps({"epochs": 1, "lr": 1e-7})}
+    proc = agentmem("consolidate", "--wait", "--json", env=env, check=False)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "rejected" and not result["promoted"]
+    assert result["checks"]["recall"] is False and "recall" in result["gate"]["reason"]
+    assert json.loads(agentmem("adapters", "list", "--json", env=env).stdout) == []
+    facts = json.loads(agentmem("facts", "list", "--json", env=env).stdout)
+    assert [f["status"] for f in facts] == ["pending"]
