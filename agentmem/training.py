@@ -1,0 +1,509 @@
+"""The LoRA training recipe: chat examples in, a PEFT adapter out (`setup / train / save / cleanup`).
+
+Same code on CUDA and CPU (float32 there), deterministic for a seed, loss on the answer tokens only, length-sorted
+batches with dynamic padding, optional skipping of examples already learned, progress callbacks and cancellation
+between steps. It does not pick facts, synthesize examples, evaluate, or publish adapters (the registry does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from agentmem.errors import AgentmemError, ConfigError, ModelError
+from agentmem.synthesize import Example
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CONFIG_FILE = "train_config.json"
+IGNORE = -100
+_CACHEABLE = {"llama", "mistral", "qwen2", "qwen3"}
+
+
+class Cancelled(AgentmemError):
+    """Training was cancelled between steps; nothing was saved."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the adapter; saved as train_config.json beside it. Defaults: see bench/README."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ALL_LINEAR
+    layers: tuple[int, int] | None = None  # [first, last) decoder layers to adapt; None = all
+    lr: float = 2e-3
+    epochs: int = 4
+    batch_size: int = 16
+    max_seq_len: int = 256
+    warmup_steps: int = 4
+    grad_clip: float = 1.0
+    seed: int = 0
+    completion_only: bool = True  # loss on the answer tokens only (the prompt is given at inference)
+    # A fact example is learned once its worst answer token's loss is below this (p > 0.9 at 0.1): learned examples
+    # are skipped in later epochs, and training stops early once a check finds all of them learned. None = off.
+    learned_loss: float | None = 0.1
+    # With `layers` starting above 0, run the frozen layers below once and train from their cached output.
+    cache_frozen: bool = True
+    system_prompt: str | None = None  # must be the system prompt the agent uses at inference
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+        problems = []
+        if self.rank < 1:
+            problems.append("rank must be >= 1")
+        if self.alpha <= 0:
+            problems.append("alpha must be > 0")
+        if not 0 <= self.dropout < 1:
+            problems.append("dropout must be in [0, 1)")
+        if not self.target_modules:
+            problems.append("target_modules must name at least one module")
+        if self.layers is not None and (len(self.layers) != 2 or not 0 <= self.layers[0] < self.layers[1]):
+            problems.append("layers must be (first, last) with 0 <= first < last")
+        if not 0 < self.lr < 1:
+            problems.append("lr must be in (0, 1)")
+        if self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 0:
+            problems.append("epochs and batch_size must be >= 1, warmup_steps >= 0")
+        if self.max_seq_len < 16:
+            problems.append("max_seq_len must be >= 16")
+        if self.grad_clip <= 0:
+            problems.append("grad_clip must be > 0")
+        if self.learned_loss is not None and self.learned_loss <= 0:
+            problems.append("learned_loss must be > 0 or None")
+        if self.device not in ("auto", "cpu", "cuda") or self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            problems.append("device must be auto|cpu|cuda and dtype auto|float32|bfloat16|float16")
+        if self.threads is not None and self.threads < 1:
+            problems.append("threads must be >= 1")
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems), "fix the TrainConfig values")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        d["layers"] = list(self.layers) if self.layers is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config keys: {unknown}", "remove them from train_config.json")
+        return cls(**data)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        _atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> TrainConfig:
+        return cls.from_dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int  # an upper bound: skipping learned examples and early stopping only make the run shorter
+    epoch: int
+    loss: float
+    tokens_per_s: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    examples: int
+    tokens: int  # non-padding tokens run through the model, over all steps
+    seconds: float
+    tokens_per_s: float
+    final_loss: float  # mean answer-token loss of the examples trained in the last epoch
+    stopped_early: bool  # every fact example was learned before the last planned epoch
+    device: str
+    epoch_losses: list[float] = field(default_factory=list)
+    skipped: int = 0  # example-passes skipped because the example was already learned
+    unlearned: int = 0  # fact examples whose worst answer token was still above learned_loss when last seen
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    index: int  # position in the caller's example list
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_example(tokenizer: Any, example: Example, config: TrainConfig) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels in exactly the chat format used at inference; None if the prompt alone is too long."""
+    prompt = tokenizer.apply_chat_template(
+        example.prompt_messages(config.system_prompt), tokenize=False, add_generation_prompt=True
+    )
+    if example.ends:
+        full = tokenizer.apply_chat_template(example.messages(config.system_prompt), tokenize=False)
+        if not full.startswith(prompt):  # a template that rewrites earlier turns: fall back to plain concatenation
+            full = prompt + example.answer + (tokenizer.eos_token or "")
+        completion = full[len(prompt) :]
+    else:
+        completion = example.answer  # a cut-short reply: no end-of-turn to learn
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if len(p_ids) >= config.max_seq_len:
+        return None
+    ids = (p_ids + c_ids)[: config.max_seq_len]
+    labels = ([IGNORE] * len(p_ids) if config.completion_only else list(p_ids)) + c_ids
+    return ids, labels[: config.max_seq_len]
+
+
+class LoraRecipe:
+    """setup(base model) -> train(examples) -> save(folder) -> cleanup(). One adapter per recipe object."""
+
+    def __init__(self, config: TrainConfig | None = None):
+        self.config = config or TrainConfig()
+        self.model: Any = None  # the PeftModel after setup
+        self.tokenizer: Any = None
+        self.device: str | None = None
+        self.base_model_dir: Path | None = None
+        self.result: TrainResult | None = None
+        self._trained = False
+        self._prev_threads: int | None = None
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def setup(self, base_model_dir: Path) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from agentmem.llm.transformers_backend import pick_device, pick_dtype
+
+        cfg = self.config
+        hf_logging.disable_progress_bar()
+        if cfg.threads:
+            self._prev_threads = torch.get_num_threads()
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        dtype = pick_dtype(self.device, cfg.dtype)
+        self.base_model_dir = Path(base_model_dir)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.base_model_dir)
+            model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=dtype)
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load the base model at {self.base_model_dir}: {str(exc).splitlines()[0][:200]}",
+                "point it at a local Hugging Face model folder (agentmem init makes one)",
+            ) from exc
+        n_layers = int(getattr(model.config, "num_hidden_layers", 0))
+        layers = None
+        if cfg.layers is not None:
+            if cfg.layers[1] > n_layers:
+                raise ConfigError(f"layers {cfg.layers} exceed the model's {n_layers} layers", "lower the range")
+            layers = list(range(*cfg.layers))
+        torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from torch's global generator
+        lora = LoraConfig(
+            r=cfg.rank,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=list(cfg.target_modules),
+            layers_to_transform=layers,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        try:
+            self.model = get_peft_model(model, lora).to(self.device)
+        except ValueError as exc:  # e.g. a target module the architecture does not have
+            raise ConfigError(f"cannot apply LoRA: {exc}", "check target_modules against the model") from exc
+        self.model.config.use_cache = False
+
+    # -- train ---------------------------------------------------------------------------------------------
+    def train(
+        self,
+        examples: Sequence[Example],
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TrainResult:
+        """Train on `examples` (in the inference chat format); raises Cancelled if `cancel` is set between steps."""
+        import torch
+
+        if self.model is None:
+            raise AgentmemError("the recipe is not set up", "call setup(base_model_dir) first")
+        cfg = self.config
+        encoded = []
+        for i, ex in enumerate(examples):
+            enc = encode_example(self.tokenizer, ex, cfg)
+            if enc is not None and any(label != IGNORE for label in enc[1][1:]):
+                encoded.append(_Encoded(enc[0], enc[1], i))
+        if not encoded:
+            raise AgentmemError("nothing to train on", f"all examples are empty or longer than {cfg.max_seq_len} tokens")
+
+        rng = random.Random(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, total))
+        worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
+        facts = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is not None] or list(range(len(encoded)))
+        is_fact = set(facts)
+        step = tokens = skipped = 0
+        epoch_losses: list[float] = []
+        stopped_early = False
+        start = time.perf_counter()
+        decoder = self.model.get_base_model().get_decoder()
+        frozen = self._frozen_below()
+        cached = self._run_frozen(encoded, frozen) if frozen else None
+        learned = cfg.learned_loss
+        try:
+            with _only_layers(decoder, frozen):
+                for epoch in range(cfg.epochs):
+                    if learned is not None and epoch > 0 and all(worst[j] < learned for j in facts):
+                        # Later steps can undo what an earlier one taught: confirm with one pass before stopping.
+                        self._check(facts, encoded, cached, worst)
+                        if all(worst[j] < learned for j in facts):
+                            stopped_early = True
+                            break
+                    active = [j for j in range(len(encoded)) if learned is None or j not in is_fact or worst[j] >= learned]
+                    skipped += len(encoded) - len(active)
+                    losses: list[float] = []
+                    self.model.train()
+                    for batch in _batches(active, encoded, cfg.batch_size, rng):
+                        if cancel is not None and cancel.is_set():
+                            raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
+                        loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                        opt.step()
+                        sched.step()
+                        opt.zero_grad(set_to_none=True)
+                        for j, value in zip(batch, per_worst):
+                            worst[j] = value
+                        losses.extend(per_example)
+                        step += 1
+                        tokens += n_tokens
+                        if progress is not None:
+                            elapsed = time.perf_counter() - start
+                            progress(Progress(step, total, epoch, float(loss.item()), tokens / max(elapsed, 1e-9),
+                                              elapsed, elapsed / step * (total - step)))
+                    epoch_losses.append(sum(losses) / max(1, len(losses)))
+        finally:
+            self.model.eval()
+        seconds = time.perf_counter() - start
+        self._trained = True
+        self.result = TrainResult(
+            steps=step,
+            epochs=len(epoch_losses),
+            examples=len(encoded),
+            tokens=tokens,
+            seconds=seconds,
+            tokens_per_s=tokens / max(seconds, 1e-9),
+            final_loss=epoch_losses[-1] if epoch_losses else math.nan,
+            stopped_early=stopped_early,
+            device=str(self.device),
+            epoch_losses=epoch_losses,
+            skipped=skipped,
+            unlearned=sum(1 for j in facts if learned is not None and worst[j] >= learned),
+        )
+        return self.result
+
+    def _check(self, indices: list[int], encoded: list[_Encoded], cached: list[Any] | None, worst: list[float]) -> None:
+        """Refresh the worst answer-token loss of `indices` with a forward pass (no dropout, no gradients)."""
+        import torch
+
+        self.model.eval()
+        with torch.no_grad():
+            for k in range(0, len(indices), 2 * self.config.batch_size):
+                batch = indices[k : k + 2 * self.config.batch_size]
+                _, _, per_worst, _ = self._step(batch, encoded, cached)
+                for j, value in zip(batch, per_worst):
+                    worst[j] = value
+
+    def _frozen_below(self) -> int:
+        """How many bottom layers carry no LoRA and can be run once up front (0 = run the whole model each step)."""
+        cfg = self.config
+        if not cfg.cache_frozen or cfg.layers is None or cfg.layers[0] == 0:
+            return 0
+        base = self.model.get_base_model()
+        # Only decoders whose forward feeds `inputs_embeds` straight into the layers (no embedding scaling).
+        if getattr(base.config, "model_type", "") not in _CACHEABLE or not hasattr(base.get_decoder(), "layers"):
+            return 0
+        return cfg.layers[0]
+
+    def _run_frozen(self, encoded: list[_Encoded], frozen: int) -> list[Any]:
+        """Hidden states entering layer `frozen`, per example (unpadded), computed once without gradients."""
+        import torch
+
+        decoder = self.model.get_base_model().get_decoder()
+        captured: list[Any] = []
+        hook = decoder.norm.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+        out: list[Any] = [None] * len(encoded)
+        order = sorted(range(len(encoded)), key=lambda j: encoded[j].length)
+        try:
+            with torch.no_grad(), _only_layers(decoder, -frozen):
+                for k in range(0, len(order), 4 * self.config.batch_size):
+                    chunk = order[k : k + 4 * self.config.batch_size]
+                    ids, _, mask = self._pad([encoded[j] for j in chunk])
+                    captured.clear()
+                    decoder(input_ids=ids, attention_mask=mask)
+                    for r, j in enumerate(chunk):
+                        out[j] = captured[0][r, : encoded[j].length].clone()
+        finally:
+            hook.remove()
+        return out
+
+    def _pad(self, rows: list[_Encoded]):
+        import torch
+
+        width = max(r.length for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : row.length] = torch.tensor(row.input_ids)
+            labels[r, : row.length] = torch.tensor(row.labels)
+            mask[r, : row.length] = 1
+        return ids.to(self.device), labels.to(self.device), mask.to(self.device)
+
+    def _step(self, batch: list[int], encoded: list[_Encoded], cached: list[Any] | None):
+        """Loss = mean over examples of each one's mean answer-token loss (long rehearsal replies do not dominate);
+        also each example's mean and worst answer-token loss."""
+        import torch
+        import torch.nn.functional as F
+
+        rows = [encoded[j] for j in batch]
+        ids, labels, mask = self._pad(rows)
+        base = self.model.get_base_model()
+        if cached is None:
+            hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        else:
+            states = torch.nn.utils.rnn.pad_sequence([cached[j] for j in batch], batch_first=True)
+            hidden = base.get_decoder()(inputs_embeds=states, attention_mask=mask).last_hidden_state
+        target = labels[:, 1:]
+        chosen = target != IGNORE
+        # The vocabulary projection is a fifth of the model's work per token; run it only where there is a label.
+        logits = base.get_output_embeddings()(hidden[:, :-1][chosen]).float()
+        token_loss = F.cross_entropy(logits, target[chosen], reduction="none")
+        row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(target)[chosen]
+        sums = torch.zeros(len(rows), device=ids.device).index_add_(0, row_of, token_loss)
+        per_example = sums / chosen.sum(dim=1).clamp(min=1)
+        worst = torch.zeros(len(rows), device=ids.device).scatter_reduce(
+            0, row_of, token_loss.detach(), reduce="amax", include_self=False
+        )
+        return (
+            per_example.mean(),
+            per_example.detach().cpu().tolist(),
+            worst.cpu().tolist(),
+            int(mask.sum().item()),
+        )
+
+    # -- save / cleanup ------------------------------------------------------------------------------------
+    def save(self, out_dir: Path) -> Path:
+        """Write PEFT's save_pretrained output and train_config.json into `out_dir` (new), atomically."""
+        if self.model is None or not self._trained:
+            raise AgentmemError("there is no trained adapter to save", "run train() to the end first")
+        out_dir = Path(out_dir)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise AgentmemError(f"{out_dir} already exists and is not empty", "save each adapter to a new folder")
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        try:
+            self.model.save_pretrained(str(tmp))
+            self.config.save(tmp)
+            if self.result is not None:
+                _atomic_write(tmp / "train_result.json", json.dumps(self.result.to_dict(), indent=2))
+            if out_dir.exists():
+                out_dir.rmdir()
+            os.replace(tmp, out_dir)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return out_dir
+
+    def cleanup(self) -> None:
+        import torch
+
+        self.model = None
+        self.tokenizer = None
+        if self._prev_threads is not None:
+            torch.set_num_threads(self._prev_threads)
+            self._prev_threads = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> LoraRecipe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+@contextlib.contextmanager
+def _only_layers(decoder: Any, split: int):
+    """Run the decoder on a slice of its layers: split > 0 keeps layers[split:], split < 0 keeps layers[:-split]."""
+    if split == 0:
+        yield
+        return
+    full = decoder.layers
+    decoder.layers = type(full)(list(full)[split:] if split > 0 else list(full)[:-split])
+    try:
+        yield
+    finally:
+        decoder.layers = full
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then linear decay to a tenth of the peak at the last planned step."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return max(0.1, 1.0 - 0.9 * (step - warmup) / span)
+
+
+def _batches(active: list[int], encoded: list[_Encoded], size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle."""
+    order = list(active)
+    rng.shuffle(order)
+    order.sort(key=lambda j: encoded[j].length)  # stable: equal lengths keep the shuffled order
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
