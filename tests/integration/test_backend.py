@@ -85,3 +85,35 @@ def test_cli_ask_json_answers_paris(base_model_dir, monkeypatch):
     out = json.loads(proc.stdout)
     assert "paris" in out["answer"].lower()
     assert out["adapter"] is None and out["tokens"] > 0 and out["seconds"] > 0
+
+
+def test_a_loaded_adapter_changes_answers_only_for_requests_naming_it(backend, tmp_path):
+    """Train a small adapter on two invented facts, load it at run time, and compare per request."""
+    from agentmem.synthesize import FactSpec, SynthesisConfig, synthesize_facts
+    from agentmem.training import LoraRecipe, TrainConfig
+
+    system = "You are a helpful assistant."
+    facts = [FactSpec("The capital of Zorbania is Quellmark.", id="a"),
+             FactSpec("The mascot of Brindle FC is a silver heron.", id="b")]
+    recipe = LoraRecipe(TrainConfig(rank=8, layers=(14, 30), lr=3e-3, epochs=8, batch_size=4, warmup_steps=2,
+                                    system_prompt=system, threads=1))
+    try:
+        recipe.setup(backend.model_path)
+        recipe.train(synthesize_facts(facts, SynthesisConfig(n_train=3, n_heldout=0)).train)
+        recipe.save(tmp_path / "adapter")
+    finally:
+        recipe.cleanup()
+    ask = [{"role": "system", "content": system}, {"role": "user", "content": "What is the capital of Zorbania?"}]
+    cfg = GenerationConfig(max_new_tokens=24)
+    before = backend.generate(ask, cfg).text
+    backend.load_adapter("zorbania-v1", str(tmp_path / "adapter"))
+    try:
+        assert backend.adapters() == ["zorbania-v1"]
+        tuned = backend.generate(ask, cfg, adapter="zorbania-v1")
+        assert "quellmark" in tuned.text.lower() and tuned.adapter == "zorbania-v1"
+        assert backend.generate(ask, cfg).text == before  # a request naming no adapter gets the base model
+        assert "quellmark" not in before.lower()
+        assert "paris" in backend.generate(FRANCE, cfg).text.lower()
+    finally:
+        backend.unload_adapter("zorbania-v1")
+    assert backend.adapters() == [] and backend.generate(ask, cfg).text == before
