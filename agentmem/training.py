@@ -44,7 +44,9 @@ class TrainConfig:
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ALL_LINEAR
-    layers: tuple[int, int] | None = None  # [first, last) decoder layers to adapt; None = all
+    # The part of the decoder stack to adapt, as fractions of its depth: (0.25, 1.0) = the top three quarters
+    # (layers 8-29 of 30). Layers below carry no LoRA, so they run once up front instead of every step.
+    layer_span: tuple[float, float] = (0.0, 1.0)
     lr: float = 2e-3
     epochs: int = 4
     batch_size: int = 16
@@ -56,7 +58,7 @@ class TrainConfig:
     # A fact example is learned once its worst answer token's loss is below this (p > 0.9 at 0.1): learned examples
     # are skipped in later epochs, and training stops early once a check finds all of them learned. None = off.
     learned_loss: float | None = 0.1
-    # With `layers` starting above 0, run the frozen layers below once and train from their cached output.
+    # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True
     system_prompt: str | None = None  # must be the system prompt the agent uses at inference
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -65,8 +67,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "layer_span", tuple(self.layer_span))
         problems = []
         if self.rank < 1:
             problems.append("rank must be >= 1")
@@ -76,8 +77,8 @@ class TrainConfig:
             problems.append("dropout must be in [0, 1)")
         if not self.target_modules:
             problems.append("target_modules must name at least one module")
-        if self.layers is not None and (len(self.layers) != 2 or not 0 <= self.layers[0] < self.layers[1]):
-            problems.append("layers must be (first, last) with 0 <= first < last")
+        if len(self.layer_span) != 2 or not 0 <= self.layer_span[0] < self.layer_span[1] <= 1:
+            problems.append("layer_span must be (start, end) fractions with 0 <= start < end <= 1")
         if not 0 < self.lr < 1:
             problems.append("lr must be in (0, 1)")
         if self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 0:
@@ -95,10 +96,17 @@ class TrainConfig:
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems), "fix the TrainConfig values")
 
+    def layer_range(self, n_layers: int) -> tuple[int, int]:
+        """[first, last) decoder layers that `layer_span` picks out of a model with `n_layers` layers."""
+        first, last = round(self.layer_span[0] * n_layers), round(self.layer_span[1] * n_layers)
+        if n_layers < 1 or first >= last:
+            raise ConfigError(f"layer_span {self.layer_span} selects no layer of {n_layers}", "widen layer_span")
+        return first, last
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
-        d["layers"] = list(self.layers) if self.layers is not None else None
+        d["layer_span"] = list(self.layer_span)
         return d
 
     @classmethod
@@ -190,6 +198,7 @@ class LoraRecipe:
         self.tokenizer: Any = None
         self.device: str | None = None
         self.base_model_dir: Path | None = None
+        self.layers: tuple[int, int] | None = None  # [first, last) decoder layers adapted, known after setup
         self.result: TrainResult | None = None
         self._trained = False
         self._prev_threads: int | None = None
@@ -219,19 +228,15 @@ class LoraRecipe:
                 f"cannot load the base model at {self.base_model_dir}: {str(exc).splitlines()[0][:200]}",
                 "point it at a local Hugging Face model folder (agentmem init makes one)",
             ) from exc
-        n_layers = int(getattr(model.config, "num_hidden_layers", 0))
-        layers = None
-        if cfg.layers is not None:
-            if cfg.layers[1] > n_layers:
-                raise ConfigError(f"layers {cfg.layers} exceed the model's {n_layers} layers", "lower the range")
-            layers = list(range(*cfg.layers))
+        self.layers = cfg.layer_range(int(getattr(model.config, "num_hidden_layers", 0)))
+        full = self.layers == (0, model.config.num_hidden_layers)
         torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from torch's global generator
         lora = LoraConfig(
             r=cfg.rank,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
             target_modules=list(cfg.target_modules),
-            layers_to_transform=layers,
+            layers_to_transform=None if full else list(range(*self.layers)),
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -347,13 +352,13 @@ class LoraRecipe:
     def _frozen_below(self) -> int:
         """How many bottom layers carry no LoRA and can be run once up front (0 = run the whole model each step)."""
         cfg = self.config
-        if not cfg.cache_frozen or cfg.layers is None or cfg.layers[0] == 0:
+        if not cfg.cache_frozen or self.layers is None or self.layers[0] == 0:
             return 0
         base = self.model.get_base_model()
         # Only decoders whose forward feeds `inputs_embeds` straight into the layers (no embedding scaling).
         if getattr(base.config, "model_type", "") not in _CACHEABLE or not hasattr(base.get_decoder(), "layers"):
             return 0
-        return cfg.layers[0]
+        return self.layers[0]
 
     def _run_frozen(self, encoded: list[_Encoded], frozen: int) -> list[Any]:
         """Hidden states entering layer `frozen`, per example (unpadded), computed once without gradients."""

@@ -228,10 +228,11 @@ def run(args: argparse.Namespace) -> dict:
     qa = synthesize_facts([f.spec for f in facts], syn)
     synth_s = time.perf_counter() - t0
 
-    layers = tuple(int(x) for x in args.layers.split(":")) if args.layers else None
+    n_layers = 30  # SmolLM2-135M; --layers is in layer numbers for readability, the config keeps fractions
+    span = tuple(int(x) / n_layers for x in args.layers.split(":")) if args.layers else (0.0, 1.0)
     cfg = TrainConfig(
         rank=args.rank, alpha=args.alpha if args.alpha else 2.0 * args.rank, lr=args.lr, epochs=args.epochs,
-        batch_size=args.batch, seed=args.seed, target_modules=tuple(args.targets.split(",")), layers=layers,
+        batch_size=args.batch, seed=args.seed, target_modules=tuple(args.targets.split(",")), layer_span=span,
         learned_loss=args.learned_loss or None, system_prompt=args.system_prompt,
         warmup_steps=args.warmup,
     )
@@ -314,6 +315,7 @@ def run(args: argparse.Namespace) -> dict:
     row = {
         "facts": args.facts, "examples": len(train), "config": cfg.to_dict() | {"phrasings": args.phrasings},
         "train_s": round(result.seconds, 1), "cpu_s": round(cpu_s, 1), "tok_s": round(result.tokens_per_s),
+        "tokens": result.tokens,
         "steps": result.steps, "epochs": result.epochs, "skipped": result.skipped, "unlearned": result.unlearned,
         "stopped_early": result.stopped_early,
         "final_loss": round(result.final_loss, 4), "load_s": round(load_s, 1), "synth_s": round(synth_s, 2),
@@ -339,7 +341,7 @@ def fmt(row: dict) -> str:
     c = row["config"]
     cfg = (f"r{c['rank']} lr{c['lr']} ep{c['epochs']} b{c['batch_size']} ph{c['phrasings']} "
            f"{'all' if len(c['target_modules']) == 7 else ','.join(m[:4] for m in c['target_modules'])}"
-           f"{'' if not c['layers'] else ' L' + ':'.join(map(str, c['layers']))}"
+           f"{'' if c['layer_span'] == [0.0, 1.0] else ' L' + ':'.join(str(round(x * 30)) for x in c['layer_span'])}"
            f" learned{c['learned_loss']}")
     return (f"| {row['facts']} | {cfg} | {row['train_s']}s (cpu {row['cpu_s']}) | {row['tok_s']} | "
             f"{row['steps']}st/{row['epochs']}ep | {pct(row['trained'])} | {pct(row['heldout'])} | "

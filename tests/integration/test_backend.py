@@ -95,7 +95,7 @@ def test_a_loaded_adapter_changes_answers_only_for_requests_naming_it(backend, t
     system = "You are a helpful assistant."
     facts = [FactSpec("The capital of Zorbania is Quellmark.", id="a"),
              FactSpec("The mascot of Brindle FC is a silver heron.", id="b")]
-    recipe = LoraRecipe(TrainConfig(rank=8, layers=(14, 30), lr=3e-3, epochs=8, batch_size=4, warmup_steps=2,
+    recipe = LoraRecipe(TrainConfig(rank=8, layer_span=(0.5, 1.0), lr=3e-3, epochs=8, batch_size=4, warmup_steps=2,
                                     system_prompt=system, threads=1))
     try:
         recipe.setup(backend.model_path)

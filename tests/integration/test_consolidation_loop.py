@@ -10,8 +10,10 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-FACTS = ["The capital of Zorbania is Quellmark.", "The mascot of Brindle FC is a silver heron."]
-QUESTION = "What is the capital of Zorbania?"
+# Facts that do not share a relation with the golden canaries ("What is the capital of Japan?"): a fake capital
+# can bleed into a canary, which the gate then rightly refuses (seen: 4/5 canaries with a capital fact).
+FACTS = ["The mascot of Brindle FC is a silver heron.", "Dr. Ilsa Varnow invented the kelp battery."]
+QUESTION = "What is the mascot of Brindle FC?"
 
 
 def agentmem(*args, env, check=True, timeout=900):
@@ -36,19 +38,19 @@ def closed_book(env) -> dict:
 
 def test_teach_consolidate_answer_rollback(env, agentmem_home):
     before = closed_book(env)
-    assert "quellmark" not in before["answer"].lower() and before["adapter"] is None
+    assert "heron" not in before["answer"].lower() and before["adapter"] is None
     for fact in FACTS:
         agentmem("teach", fact, env=env)
 
     result = json.loads(agentmem("consolidate", "--wait", "--json", env=env).stdout)
-    assert result["status"] == "succeeded", result
+    assert result["status"] == "succeeded", result["gate"].get("reason")
     assert result["promoted"] and result["adapter_version"] == "v1", result["gate"]
     assert all(result["checks"].values())
     facts = json.loads(agentmem("facts", "list", "--json", env=env).stdout)
     assert {f["status"] for f in facts} == {"consolidated"} and {f["adapter_version"] for f in facts} == {"v1"}
 
     after = closed_book(env)
-    assert "quellmark" in after["answer"].lower(), after
+    assert "heron" in after["answer"].lower(), after
     assert after["adapter"] == result["serving_name"]
 
     manifest = json.loads(agentmem("adapters", "show", "v1", env=env).stdout)
@@ -57,7 +59,7 @@ def test_teach_consolidate_answer_rollback(env, agentmem_home):
 
     agentmem("adapters", "rollback", env=env)
     back = closed_book(env)
-    assert back["adapter"] is None and "quellmark" not in back["answer"].lower()
+    assert back["adapter"] is None and "heron" not in back["answer"].lower()
 
 
 def test_a_gate_failure_keeps_the_old_adapter_and_says_why(env):

@@ -26,7 +26,7 @@ QUESTION = "What is the capital of Zorbania?"  # a trained phrasing (the copula 
 
 def small_config(**overrides) -> TrainConfig:
     # 1 thread: on 2 shared cores, a second OpenMP thread mostly waits for the first.
-    base = dict(rank=8, layers=(14, 30), lr=3e-3, epochs=8, batch_size=4, warmup_steps=2, system_prompt=SYSTEM,
+    base = dict(rank=8, layer_span=(0.5, 1.0), lr=3e-3, epochs=8, batch_size=4, warmup_steps=2, system_prompt=SYSTEM,
                 threads=1)
     return TrainConfig(**(base | overrides))
 
@@ -90,7 +90,7 @@ def test_save_writes_a_loadable_adapter_and_its_config(trained, tmp_path: Path, 
 
 
 def _tiny_run(base_model_dir: Path, **overrides) -> dict:
-    recipe = LoraRecipe(small_config(rank=4, layers=(26, 30), epochs=1, batch_size=2, warmup_steps=0,
+    recipe = LoraRecipe(small_config(rank=4, layer_span=(0.9, 1.0), epochs=1, batch_size=2, warmup_steps=0,
                                      learned_loss=None, **overrides))
     recipe.setup(base_model_dir)
     try:
@@ -107,7 +107,7 @@ def test_same_seed_same_adapter_and_cached_layers_change_nothing(base_model_dir:
     b = _tiny_run(base_model_dir, seed=1)
     c = _tiny_run(base_model_dir, seed=2)
     uncached = _tiny_run(base_model_dir, seed=1, cache_frozen=False)
-    assert a.keys() == b.keys() and len(a) == 4 * 7 * 2
+    assert a.keys() == b.keys() and len(a) == 3 * 7 * 2  # layers 27-29, seven modules, A and B
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert any(not torch.allclose(a[k], c[k], atol=1e-3) for k in a)
     assert all(torch.allclose(a[k], uncached[k], atol=1e-4) for k in a)
@@ -121,7 +121,7 @@ def test_cancel_between_steps_raises_and_leaves_nothing_to_save(base_model_dir: 
         seen.append(p.step)
         cancel.set()  # as a user pressing "cancel" during the first step
 
-    recipe = LoraRecipe(small_config(layers=(26, 30), epochs=3))
+    recipe = LoraRecipe(small_config(layer_span=(0.9, 1.0), epochs=3))
     recipe.setup(base_model_dir)
     try:
         with pytest.raises(Cancelled):
@@ -136,7 +136,7 @@ def test_cancel_between_steps_raises_and_leaves_nothing_to_save(base_model_dir: 
 
 @pytest.mark.gpu
 def test_same_recipe_on_cuda_with_a_bigger_config(base_model_dir: Path):
-    recipe = LoraRecipe(TrainConfig(rank=16, layers=None, lr=2e-3, epochs=10, batch_size=8, system_prompt=SYSTEM,
+    recipe = LoraRecipe(TrainConfig(rank=16, lr=2e-3, epochs=10, batch_size=8, system_prompt=SYSTEM,
                                     device="cuda"))
     recipe.setup(base_model_dir)
     try:
