@@ -59,7 +59,7 @@ def main() -> None:
     bw = copy_bandwidth_gbs()
     bound = bw * 1e9 / weight_bytes
     tps = statistics.median(rates)
-    print(f"| metric | value |\n|---|---|")
+    print("| metric | value |\n|---|---|")
     print(f"| device / dtype / threads | {backend.device} / {str(backend.dtype).removeprefix('torch.')} / {torch.get_num_threads()} |")
     print(f"| weights | {weight_bytes / 1e6:.0f} MB |")
     print(f"| completion length (tokens, median) | {statistics.median(lengths):.0f} |")

@@ -31,10 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agentmem.settings import load_settings
-from indexes.client import get_collection
-from indexes.readers import read_document
-from indexes.store import KnowledgeBase
+from agentmem.settings import load_settings  # noqa: E402 - after the sys.path line above
+from indexes.client import get_collection  # noqa: E402 - after the sys.path line above
+from indexes.readers import read_document  # noqa: E402 - after the sys.path line above
+from indexes.store import KnowledgeBase  # noqa: E402 - after the sys.path line above
 
 FILM = "wiki_newpages_2023/wiki_2023_9_10_film_len_169_pure_evidence_test.json"
 FILM_QA = "wiki_newpages_2023/wiki_2023_9_10_film_len_955_open_book_test.json"

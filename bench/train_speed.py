@@ -327,9 +327,9 @@ def run(args: argparse.Namespace) -> dict:
         "bleed_examples": bleed_examples[:8], "note": args.note,
     }
     if args.show:
-        for (kind, i, q, exp), a in zip(probes, answers):
+        for (kind, _i, q, exp), a in zip(probes, answers):
             print(f"{'OK ' if contains(a, exp) else 'XX '}{kind:10s} {q} -> {a[:100]!r}")
-        for (q, e), a, b in zip(CANARIES, canary_before, canary_after):
+        for (q, _e), a, b in zip(CANARIES, canary_before, canary_after):
             print(f"canary {q} base={b[:60]!r} after={a[:60]!r}")
     return row
 

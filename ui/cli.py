@@ -53,9 +53,15 @@ def get_settings(**overrides) -> Settings:
 
 def _register() -> None:
     # Each module adds its commands to `app` on import.
-    from ui import cli_agent, cli_consolidate, cli_core, cli_eval, cli_memory  # noqa: F401
-    from ui import cli_ingest  # noqa: F401
-    from ui import cli_ui  # noqa: F401
+    from ui import (  # noqa: F401
+        cli_agent,
+        cli_consolidate,
+        cli_core,
+        cli_eval,
+        cli_ingest,  # noqa: F401
+        cli_memory,
+        cli_ui,  # noqa: F401
+    )
 
 
 def main() -> None:

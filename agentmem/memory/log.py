@@ -91,7 +91,7 @@ class MemoryLog(ABC):
     @abstractmethod
     def _pools(self) -> list[str]: ...
 
-    def close(self) -> None:  # optional: only stores holding resources override it
+    def close(self) -> None:  # noqa: B027 - optional: only stores holding resources override it
         """Release resources; the store is unusable afterwards."""
 
     def __enter__(self) -> Self:

@@ -36,5 +36,5 @@ def test_broken_base_model_is_one_clear_line(tmp_path, monkeypatch):
     proc = subprocess.run([sys.executable, "-c", "from ui.cli import main; main()", "ask", "hi"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "AGENTMEM_BASE_MODEL" in lines[0] and "missing" in lines[0]

@@ -50,7 +50,9 @@ def test_invalid_values_are_rejected(monkeypatch):
 
 
 def test_pool_name_is_validated():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         Settings(default_pool="../etc")
 
 
