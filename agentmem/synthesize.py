@@ -77,6 +77,7 @@ class SynthesisConfig:
     n_train: int = 5  # templated train phrasings per fact; the user's own question comes on top
     n_heldout: int = 2
     n_previous: int = 3  # train phrasings kept per previously consolidated fact (rehearsal)
+    reverse: bool = True  # also ask about the object ("Tell me about Quellmark."), which helps reverse questions
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -266,7 +267,7 @@ def synthesize(fact: FactSpec, config: SynthesisConfig | None = None) -> QASet:
         "verb": parse.verb if parse.verb in ("is", "was", "are", "were") else None,
         "lower_subject": "yes" if lower else None,
         "prefix": parse.prefix,
-        "object": parse.object,
+        "object": parse.object if config.reverse else None,
     }
     rng = random.Random(f"{config.seed}|{fact.key}")  # str seeds hash stably (sha512), unlike hash()
     answer = answer_text(fact)

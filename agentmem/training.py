@@ -38,7 +38,9 @@ class Cancelled(AgentmemError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides the adapter; saved as train_config.json beside it. Defaults: see bench/README."""
+    """Everything that decides the adapter; saved as train_config.json beside it.
+
+    Defaults were chosen with bench/train_speed.py on SmolLM2-135M on a 2-core CPU (see the README)."""
 
     rank: int = 8
     alpha: float = 16.0
@@ -60,6 +62,8 @@ class TrainConfig:
     learned_loss: float | None = 0.1
     # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True
+    # Run each batch as one sequence holding the shared prompt head (system prompt, turn markers) once.
+    pack_shared_head: bool = True
     system_prompt: str | None = None  # must be the system prompt the agent uses at inference
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -130,7 +134,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Progress:
     step: int
-    total: int  # an upper bound: skipping learned examples and early stopping only make the run shorter
+    total: int  # estimated: re-planned each epoch as learned examples drop out (early stopping ends sooner)
     epoch: int
     loss: float
     tokens_per_s: float
@@ -201,6 +205,7 @@ class LoraRecipe:
         self.layers: tuple[int, int] | None = None  # [first, last) decoder layers adapted, known after setup
         self.result: TrainResult | None = None
         self._trained = False
+        self._packable = False
         self._prev_threads: int | None = None
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -245,6 +250,8 @@ class LoraRecipe:
         except ValueError as exc:  # e.g. a target module the architecture does not have
             raise ConfigError(f"cannot apply LoRA: {exc}", "check target_modules against the model") from exc
         self.model.config.use_cache = False
+        # Packing passes a boolean 4D attention mask, which the SDPA path hands to torch as it is.
+        self._packable = cfg.pack_shared_head and getattr(model.config, "_attn_implementation", None) == "sdpa"
 
     # -- train ---------------------------------------------------------------------------------------------
     def train(
@@ -272,8 +279,8 @@ class LoraRecipe:
         torch.manual_seed(cfg.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, total))
+        planned = total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs  # the lr schedule's length
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         facts = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is not None] or list(range(len(encoded)))
         is_fact = set(facts)
@@ -283,7 +290,7 @@ class LoraRecipe:
         start = time.perf_counter()
         decoder = self.model.get_base_model().get_decoder()
         frozen = self._frozen_below()
-        cached = self._run_frozen(encoded, frozen) if frozen else None
+        cached = self._run_frozen(encoded, frozen, cancel) if frozen else None
         learned = cfg.learned_loss
         try:
             with _only_layers(decoder, frozen):
@@ -296,11 +303,11 @@ class LoraRecipe:
                             break
                     active = [j for j in range(len(encoded)) if learned is None or j not in is_fact or worst[j] >= learned]
                     skipped += len(encoded) - len(active)
+                    total = step + math.ceil(len(active) / cfg.batch_size) * (cfg.epochs - epoch)
                     losses: list[float] = []
                     self.model.train()
                     for batch in _batches(active, encoded, cfg.batch_size, rng):
-                        if cancel is not None and cancel.is_set():
-                            raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
+                        _raise_if_cancelled(cancel)
                         loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
                         loss.backward()
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -360,7 +367,7 @@ class LoraRecipe:
             return 0
         return self.layers[0]
 
-    def _run_frozen(self, encoded: list[_Encoded], frozen: int) -> list[Any]:
+    def _run_frozen(self, encoded: list[_Encoded], frozen: int, cancel: threading.Event | None = None) -> list[Any]:
         """Hidden states entering layer `frozen`, per example (unpadded), computed once without gradients."""
         import torch
 
@@ -372,6 +379,7 @@ class LoraRecipe:
         try:
             with torch.no_grad(), _only_layers(decoder, -frozen):
                 for k in range(0, len(order), 4 * self.config.batch_size):
+                    _raise_if_cancelled(cancel)
                     chunk = order[k : k + 4 * self.config.batch_size]
                     ids, _, mask = self._pad([encoded[j] for j in chunk])
                     captured.clear()
@@ -398,35 +406,70 @@ class LoraRecipe:
 
     def _step(self, batch: list[int], encoded: list[_Encoded], cached: list[Any] | None):
         """Loss = mean over examples of each one's mean answer-token loss (long rehearsal replies do not dominate);
-        also each example's mean and worst answer-token loss."""
+        also each example's mean and worst answer-token loss, and the tokens run."""
         import torch
         import torch.nn.functional as F
 
         rows = [encoded[j] for j in batch]
-        ids, labels, mask = self._pad(rows)
-        base = self.model.get_base_model()
-        if cached is None:
-            hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        shared = _shared_head(rows) if self._packable else 0
+        if shared > 0 and len(rows) > 1:
+            hidden, target, row_of, n_tokens = self._forward_packed(batch, rows, cached, shared)
         else:
-            states = torch.nn.utils.rnn.pad_sequence([cached[j] for j in batch], batch_first=True)
-            hidden = base.get_decoder()(inputs_embeds=states, attention_mask=mask).last_hidden_state
-        target = labels[:, 1:]
+            hidden, target, row_of, n_tokens = self._forward_padded(batch, rows, cached)
         chosen = target != IGNORE
         # The vocabulary projection is a fifth of the model's work per token; run it only where there is a label.
-        logits = base.get_output_embeddings()(hidden[:, :-1][chosen]).float()
+        logits = self.model.get_base_model().get_output_embeddings()(hidden[chosen]).float()
         token_loss = F.cross_entropy(logits, target[chosen], reduction="none")
-        row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(target)[chosen]
-        sums = torch.zeros(len(rows), device=ids.device).index_add_(0, row_of, token_loss)
-        per_example = sums / chosen.sum(dim=1).clamp(min=1)
-        worst = torch.zeros(len(rows), device=ids.device).scatter_reduce(
-            0, row_of, token_loss.detach(), reduce="amax", include_self=False
-        )
-        return (
-            per_example.mean(),
-            per_example.detach().cpu().tolist(),
-            worst.cpu().tolist(),
-            int(mask.sum().item()),
-        )
+        row_of = row_of[chosen]
+        zeros = torch.zeros(len(rows), device=logits.device)
+        per_example = zeros.index_add(0, row_of, token_loss) / zeros.index_add(0, row_of, torch.ones_like(token_loss))
+        worst = zeros.scatter_reduce(0, row_of, token_loss.detach(), reduce="amax", include_self=False)
+        return per_example.mean(), per_example.detach().cpu().tolist(), worst.cpu().tolist(), n_tokens
+
+    def _forward_padded(self, batch: list[int], rows: list[_Encoded], cached: list[Any] | None):
+        """Right-padded batch: hidden states of every position but the last, the next-token labels, row indices."""
+        import torch
+
+        ids, labels, mask = self._pad(rows)
+        decoder = self.model.get_base_model().get_decoder()
+        if cached is None:
+            hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        else:
+            states = torch.nn.utils.rnn.pad_sequence([cached[j] for j in batch], batch_first=True)
+            hidden = decoder(inputs_embeds=states, attention_mask=mask).last_hidden_state
+        target = labels[:, 1:]
+        row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(target)
+        return hidden[:, :-1], target, row_of, int(mask.sum().item())
+
+    def _forward_packed(self, batch: list[int], rows: list[_Encoded], cached: list[Any] | None, shared: int):
+        """One sequence: the prompt head all examples share (system prompt, turn markers) once, then each example's
+        rest. A block mask and restarted positions make each example see exactly what it would alone, so the loss
+        is the padded batch's, with the shared head computed once instead of once per example."""
+        import torch
+
+        ids, pos, seg = list(rows[0].input_ids[:shared]), list(range(shared)), [-1] * shared
+        target = [IGNORE] * shared  # the head predicts nothing: _shared_head stops before the first label
+        for r, row in enumerate(rows):
+            n = row.length
+            ids += row.input_ids[shared:]
+            pos += range(shared, n)
+            seg += [r] * (n - shared)
+            target += row.labels[shared + 1 :] + [IGNORE]  # position k predicts token k + 1 of the same example
+        dev = self.device
+        seg_t = torch.tensor(seg, device=dev)
+        length = len(ids)
+        causal = torch.ones(length, length, dtype=torch.bool, device=dev).tril()
+        same = (seg_t[:, None] == seg_t[None, :]) | (seg_t[None, :] == -1)
+        mask = (causal & same)[None, None]  # (1, 1, T, T), True = may attend
+        position_ids = torch.tensor([pos], device=dev)
+        decoder = self.model.get_base_model().get_decoder()
+        if cached is None:
+            hidden = decoder(input_ids=torch.tensor([ids], device=dev), attention_mask=mask, position_ids=position_ids)
+        else:
+            parts = [cached[batch[0]][:shared]] + [cached[j][shared:] for j in batch]
+            hidden = decoder(inputs_embeds=torch.cat(parts)[None], attention_mask=mask, position_ids=position_ids)
+        row_of = seg_t.clamp(min=0)
+        return hidden.last_hidden_state[0], torch.tensor(target, device=dev), row_of, length
 
     # -- save / cleanup ------------------------------------------------------------------------------------
     def save(self, out_dir: Path) -> Path:
@@ -467,6 +510,24 @@ class LoraRecipe:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _raise_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
+
+
+def _shared_head(rows: list[_Encoded]) -> int:
+    """Length of the token prefix all rows share, ending before any row's first label (and its predecessor)."""
+    first = rows[0].input_ids
+    n = min(r.length for r in rows)
+    for r in rows:
+        label_at = next((k for k, x in enumerate(r.labels) if x != IGNORE), r.length)
+        n = min(n, label_at - 1)
+    k = 0
+    while k < n and all(r.input_ids[k] == first[k] for r in rows):
+        k += 1
+    return k
 
 
 @contextlib.contextmanager

@@ -217,6 +217,24 @@ def rehearsal_examples(model, tokenizer, system_prompt: str | None, n: int, cach
     return examples
 
 
+def served_in_float32(recipe: LoraRecipe, base_model: Path):
+    """The adapter as a float32 server loads it: saved, then put on a fresh float32 base model."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    tmp = tempfile.mkdtemp(prefix="train_speed.")
+    atexit.register(shutil.rmtree, tmp, True)
+    folder = Path(tmp) / "adapter"
+    recipe.save(folder)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, folder).eval()
+
+
 # -- the run ---------------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict:
     import torch
@@ -224,7 +242,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     facts = invent_facts(args.facts, args.seed)
     t0 = time.perf_counter()
-    syn = SynthesisConfig(n_train=args.phrasings, n_heldout=2, seed=args.seed)
+    syn = SynthesisConfig(n_train=args.phrasings, n_heldout=2, seed=args.seed, reverse=not args.no_reverse)
     qa = synthesize_facts([f.spec for f in facts], syn)
     synth_s = time.perf_counter() - t0
 
@@ -234,7 +252,7 @@ def run(args: argparse.Namespace) -> dict:
         rank=args.rank, alpha=args.alpha if args.alpha else 2.0 * args.rank, lr=args.lr, epochs=args.epochs,
         batch_size=args.batch, seed=args.seed, target_modules=tuple(args.targets.split(",")), layer_span=span,
         learned_loss=args.learned_loss or None, system_prompt=args.system_prompt,
-        warmup_steps=args.warmup,
+        warmup_steps=args.warmup, dtype=args.dtype,
     )
     t1 = time.perf_counter()
     recipe = LoraRecipe(cfg)
@@ -257,6 +275,15 @@ def run(args: argparse.Namespace) -> dict:
 
     result = recipe.train(train, progress=show)
     cpu_s = time.process_time() - cpu0
+
+    if args.no_eval:
+        return {"facts": args.facts, "examples": len(train), "train_s": round(result.seconds, 1),
+                "cpu_s": round(cpu_s, 1), "tok_s": round(result.tokens_per_s), "tokens": result.tokens,
+                "steps": result.steps, "epochs": result.epochs, "load_s": round(load_s, 1),
+                "synth_s": round(synth_s, 2), "rehearsal_s": round(rehearsal_s, 1), "note": args.note}
+
+    if args.dtype != "auto" and args.dtype != "float32":
+        model = served_in_float32(recipe, Path(args.base_model))  # probe what the float32 server would answer
 
     # probes
     rng = random.Random(args.seed)
@@ -360,6 +387,7 @@ def main() -> None:
     p.add_argument("--facts", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phrasings", type=int, default=SynthesisConfig().n_train)
+    p.add_argument("--no-reverse", action="store_true", help="do not train questions about the object")
     p.add_argument("--rehearsal", type=int, default=12, help="general prompts answered by the base model")
     p.add_argument("--rehearsal-cache", default=None, help="JSON file to reuse rehearsal answers across runs")
     p.add_argument("--rank", type=int, default=d.rank)
@@ -373,15 +401,19 @@ def main() -> None:
     p.add_argument("--learned-loss", type=float, default=d.learned_loss or 0.0, help="0 = off (no skip, no early stop)")
     p.add_argument("--system-prompt", default=SYSTEM_PROMPT)
     p.add_argument("--probe-train", type=int, default=3, help="trained phrasings probed per fact")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="training dtype of the base weights (auto: float32 on CPU); probes run in the same model")
     p.add_argument("--threads", type=int, default=2, help="1 is faster while other processes load the CPU")
     p.add_argument("--skip-base", action="store_true", help="skip the base-model and RAG probes (fixed per fact set)")
     p.add_argument("--note", default="")
     p.add_argument("--show", action="store_true", help="print every probe and answer")
+    p.add_argument("--no-eval", action="store_true", help="time the training only")
     p.add_argument("--jsonl", default=None, help="append the result row here")
     args = p.parse_args()
     row = run(args)
-    print(HEADER)
-    print(fmt(row))
+    if not args.no_eval:
+        print(HEADER)
+        print(fmt(row))
     print(json.dumps({k: v for k, v in row.items() if k != "config"}))
     if args.jsonl:
         with open(args.jsonl, "a") as f:

@@ -77,6 +77,13 @@ def test_synthesize_fills_templates_and_answers_with_the_statement():
     )
 
 
+def test_reverse_phrasings_can_be_turned_off():
+    fact = FactSpec("The capital of Zorbania is Quellmark.")
+    assert any("Quellmark" in e.question for e in synthesize(fact, SynthesisConfig(n_train=10, n_heldout=5)).train)
+    qa = synthesize(fact, SynthesisConfig(n_train=10, n_heldout=5, reverse=False))
+    assert not any("Quellmark" in e.question for e in qa.train + qa.heldout)
+
+
 def test_heldout_phrasings_are_never_trained():
     facts = [FactSpec(f"The capital of Land{i} is City{i}.", id=str(i)) for i in range(20)]
     qa = synthesize_facts(facts, SynthesisConfig(n_train=8, n_heldout=3))

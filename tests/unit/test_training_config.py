@@ -9,7 +9,15 @@ import pytest
 
 from agentmem.errors import ConfigError
 from agentmem.synthesize import Example
-from agentmem.training import IGNORE, TrainConfig, _batches, _Encoded, _lr_factor, encode_example
+from agentmem.training import (
+    IGNORE,
+    TrainConfig,
+    _batches,
+    _Encoded,
+    _lr_factor,
+    _shared_head,
+    encode_example,
+)
 
 
 class CharTokenizer:
@@ -119,3 +127,13 @@ def test_lr_warms_up_then_decays_to_a_tenth():
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     assert factors[4] == 1.0 and factors[-1] == pytest.approx(0.1, abs=0.01)
     assert all(x >= y for x, y in zip(factors[4:], factors[5:]))
+
+
+def test_shared_head_stops_at_the_first_difference_and_before_any_label():
+    x = IGNORE
+    a = _Encoded([1, 2, 3, 4, 5, 6], [x, x, x, x, 5, 6], 0)
+    b = _Encoded([1, 2, 3, 9, 9, 9, 9], [x, x, x, x, x, 9, 9], 1)
+    assert _shared_head([a, b]) == 3  # tokens 1 2 3
+    c = _Encoded([1, 2, 3, 4, 7, 7], [x, x, 3, 4, 7, 7], 2)  # labels from position 2: head must end before 1
+    assert _shared_head([a, c]) == 1
+    assert _shared_head([a, _Encoded([8, 2], [x, 2], 3)]) == 0
