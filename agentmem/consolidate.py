@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from agentmem.chat_format import system_prompt
-from agentmem.errors import AgentmemError
+from agentmem.crashpoints import crash_point
+from agentmem.errors import AgentmemError, NotFound
 from agentmem.factcheck import recalls, unverifiable_reason
 from agentmem.gate import GateResult, decide
 from agentmem.golden import base_references, score_general
 from agentmem.llm.base import GenerationConfig, LLMBackend
-from agentmem.manifest import Manifest, TrainedExample, facts_hash
+from agentmem.manifest import ExampleSource, Manifest, TrainedExample, facts_hash
 from agentmem.memory import Fact, FactStatus, RunStatus
 from agentmem.registry import AdapterRegistry
 from agentmem.settings import Settings
@@ -98,9 +99,7 @@ class Consolidation:
         self.run = self.memory.update_run(self.run.pool, self.run.id, stage=name)
         self._log(f"stage {name}" + (f" {json.dumps(info)}" if info else ""))
         self._tell({"stage": name, **info})
-        hook = os.environ.get("AGENTMEM_CRASH_AT")  # test harness: SIGKILL ourselves at a named stage
-        if hook and hook == name:
-            os.kill(os.getpid(), 9)
+        crash_point(name)
 
     def _tell(self, event: dict[str, Any]) -> None:
         if self.progress:
@@ -243,6 +242,7 @@ class Consolidation:
     def train(self, examples: list[Example], out_dir: Path) -> dict[str, Any]:
         def tell(p) -> None:
             self._check_cancel()
+            crash_point("train.step")
             self._tell({"stage": "train", "step": p.step, "total": p.total, "epoch": p.epoch,
                         "loss": round(p.loss, 4), "tokens_per_s": round(p.tokens_per_s, 1), "eta_s": round(p.eta_s, 1)})
 
@@ -290,17 +290,13 @@ class Consolidation:
         fact_rows = [c.fact for c in todo if c.fact is not None]
         manifest = Manifest(
             base_model=str(self.base_model_dir), fact_ids=[f.id for f in fact_rows], facts_hash=facts_hash(fact_rows),
-            data_card=[TrainedExample(prompt=e.question, completion=e.answer,
-                                      kind="rehearsal" if e.fact_id is None else "fact", fact_id=e.fact_id,
-                                      provenance=self._provenance(e, todo)) for e in train],
+            data_card=[self._card_row(e, todo) for e in train],
             training_config=self.train_config.to_dict(), metrics={k: v for k, v in self.metrics["eval"].items()
                                                                   if k != "examples"} | {"gate": gate.to_dict()},
             run_id=self.run.id,
         )
         version = self.registry.publish(pool, staged, manifest)
-        hook = os.environ.get("AGENTMEM_CRASH_AT")
-        if hook == "published":  # between registering the adapter and marking the facts
-            os.kill(os.getpid(), 9)
+        crash_point("published")  # between registering the adapter and marking the facts
         self.memory.mark_consolidated(pool, [f.id for f in fact_rows], version.version)
         if self.on_publish:
             self.on_publish(pool)
@@ -311,13 +307,24 @@ class Consolidation:
             shutil.rmtree(self.dir / "adapter", ignore_errors=True)  # published folders were moved away already
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _provenance(self, e: Example, todo: list[Candidate]) -> dict[str, Any]:
+    def _card_row(self, e: Example, todo: list[Candidate]) -> TrainedExample:
+        """One data-card row: every trained example traces to the fact (and its provenance) it came from."""
+        row = {"prompt": e.question, "completion": e.answer, "fact_id": e.fact_id}
         if e.fact_id is None:
-            return {"kind": "rehearsal", "source": "base model's own answer"}
+            return TrainedExample(**row, kind="rehearsal",
+                                  provenance=ExampleSource(kind="rehearsal", note="the base model's own answer"))
         for c in todo:
-            if c.fact is not None and c.fact.id == e.fact_id:
-                return c.fact.provenance.model_dump(mode="json") | {"fact_text": c.fact.text}
-        return {"kind": "previous_fact_or_document", "fact_id": e.fact_id}
+            if c.spec.id == e.fact_id:
+                source = (ExampleSource.of_fact(c.fact) if c.fact is not None
+                          else ExampleSource(kind="extra", fact_text=c.spec.text, note="passed to the run directly"))
+                return TrainedExample(**row, kind="fact", provenance=source)
+        try:
+            old = self.memory.get_fact(self.run.pool, e.fact_id)
+        except NotFound:  # deleted since: keep the row, say so
+            return TrainedExample(**row, kind="previous_fact", provenance=ExampleSource(kind="unknown",
+                                                                                        note="fact deleted"))
+        return TrainedExample(**row, kind="previous_fact",
+                              provenance=ExampleSource.of_fact(old, rehearsed_from=old.adapter_version))
 
     def _serving_adapter(self, pool: str) -> str | None:
         active = self.registry.active(pool)
@@ -386,16 +393,40 @@ def _model_id(path: Path) -> str:
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
-def recover_stale_runs(memory, pool: str) -> str | None:
-    """A run left running by a dead process blocks its pool: mark it failed (its facts are still pending)."""
+def recover_stale_runs(memory, pool: str, registry: AdapterRegistry | None = None) -> str | None:
+    """A run left running by a dead process blocks its pool: mark it failed (its facts are still pending), or,
+    when it died after its adapter was registered, succeeded, and finish its bookkeeping (`reconcile_published`)."""
     run = memory.active_run(pool)
-    if run is None:
-        return None
-    pid = (run.config or {}).get("pid")
-    if pid and pid != os.getpid() and not _alive(pid):
-        memory.update_run(pool, run.id, status=RunStatus.FAILED, error="interrupted: its process died")
-        return run.id
-    return None
+    finished = None
+    if run is not None:
+        pid = (run.config or {}).get("pid")
+        if pid and pid != os.getpid() and not _alive(pid):
+            published = next((v for v in registry.list(pool) if v.run_id == run.id), None) if registry else None
+            if published is None:
+                memory.update_run(pool, run.id, status=RunStatus.FAILED, error="interrupted: its process died")
+            else:
+                memory.update_run(pool, run.id, status=RunStatus.SUCCEEDED, adapter_version=published.version,
+                                  error="its process died after publishing; the bookkeeping was finished later")
+            finished = run.id
+    if registry is not None:
+        reconcile_published(memory, registry, pool)
+    return finished
+
+
+def reconcile_published(memory, registry: AdapterRegistry, pool: str) -> list[str]:
+    """Facts a registered adapter was trained on but that are still pending (the process died between publishing
+    and marking them) become consolidated into that adapter. Idempotent."""
+    marked: list[str] = []
+    pending = {f.id for f in memory.list_facts(pool, status=FactStatus.PENDING)}
+    for version in registry.list(pool) if pending else []:
+        ids = [i for i in version.manifest().fact_ids if i in pending]
+        if ids:
+            memory.mark_consolidated(pool, ids, version.version)
+            pending -= set(ids)
+            marked += ids
+            log.info("pool %s: %d facts of adapter %s marked consolidated after a crash", pool, len(ids),
+                     version.version)
+    return marked
 
 
 def _alive(pid: int) -> bool:
@@ -408,8 +439,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_not_running(memory, pool: str) -> None:
-    recover_stale_runs(memory, pool)
+def check_not_running(memory, pool: str, registry: AdapterRegistry | None = None) -> None:
+    recover_stale_runs(memory, pool, registry)
     run = memory.active_run(pool)
     if run is not None:
         from agentmem.errors import Busy
@@ -418,4 +449,5 @@ def check_not_running(memory, pool: str) -> None:
                    "wait for it, or cancel it: agentmem consolidate --cancel")
 
 
-__all__ = ["Consolidation", "RunOutcome", "STAGES", "check_not_running", "recover_stale_runs", "AgentmemError"]
+__all__ = ["Consolidation", "RunOutcome", "STAGES", "check_not_running", "recover_stale_runs", "reconcile_published",
+           "AgentmemError"]

@@ -31,6 +31,28 @@ def facts_hash(facts: Iterable[Fact]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
+class ExampleSource(BaseModel):
+    """Where one trained example came from: the fact's own provenance (taught, correction, miss_resolution,
+    document) plus its text, or `rehearsal` (the base model's own answer to a general prompt)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="taught, correction, miss_resolution, document, extra or rehearsal.")
+    fact_text: str | None = None
+    who: str | None = None
+    thread_id: str | None = None
+    document: str | None = None
+    corrects: str | None = None
+    rehearsed_from: str | None = Field(None, description="Adapter version that first learned this fact.")
+    note: str | None = None
+
+    @classmethod
+    def of_fact(cls, fact: Fact, **extra: Any) -> ExampleSource:
+        p: Provenance = fact.provenance
+        return cls(kind=p.kind.value, fact_text=fact.text, who=p.who, thread_id=p.thread_id, document=p.document,
+                   corrects=p.corrects, **extra)
+
+
 class TrainedExample(BaseModel):
     """One row of the data card."""
 
@@ -38,9 +60,9 @@ class TrainedExample(BaseModel):
 
     prompt: str
     completion: str
-    kind: str = Field(description="fact_qa, paraphrase, rehearsal, general, ... (set by the recipe).")
+    kind: str = Field(description="fact (new), previous_fact (rehearsed from an earlier run) or rehearsal.")
     fact_id: str | None = None
-    provenance: Provenance | None = None
+    provenance: ExampleSource | None = None
 
 
 class Manifest(BaseModel):

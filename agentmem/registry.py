@@ -25,6 +25,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict
 
+from agentmem.crashpoints import crash_point
 from agentmem.db import Database
 from agentmem.errors import AgentmemError, ConfigError, Conflict, NotFound
 from agentmem.manifest import Manifest
@@ -191,6 +192,7 @@ class AdapterRegistry:
                 conn.execute(
                     "UPDATE adapter_activations SET undone_at = ? WHERE seq = ?", (now, stack.pop()[0])
                 )
+            crash_point("registry.rollback")  # inside the transaction: a kill here must leave the old state
             return self._active(conn, pool)
 
     # ---- publishing ----------------------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class AdapterRegistry:
                 )  # `final` is free: _next_number saw every v<N> folder under the lock
                 where = final
                 _fsync_dir(folder)
+                crash_point("registry.moved")
                 self._record(manifest, number, activate)
             except BaseException:
                 with contextlib.suppress(OSError):  # if it stays under adapters/, recover() removes it

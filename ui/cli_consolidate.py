@@ -45,8 +45,11 @@ def consolidate(
     memory = open_memory_log(settings)
     if cancel or status:
         return _cancel_or_status(settings, memory, pool, cancel, json_out)
+    from agentmem.registry import open_registry
+
+    registry = open_registry(settings)  # opening it also removes what a crashed publish left behind
     if not wait:
-        check_not_running(memory, pool)
+        check_not_running(memory, pool, registry)
         run = memory.claim_run(pool, config={"queued_by": "cli"})
         settings.runs_dir.joinpath(run.id).mkdir(parents=True, exist_ok=True)
         logfile = open(settings.runs_dir / run.id / "worker.log", "ab")
@@ -59,7 +62,7 @@ def consolidate(
             f"run {run.id} queued for pool {pool}; follow it with: agentmem consolidate --status --pool {pool}")
         return
     if run_id is None:
-        check_not_running(memory, pool)
+        check_not_running(memory, pool, registry)
     outcome = _run(settings, memory, pool, run_id, quiet=json_out)
     if json_out:
         print(json.dumps(_summary(outcome)))
@@ -122,8 +125,9 @@ def _print_outcome(outcome) -> None:
 
 def _cancel_or_status(settings, memory, pool, cancel: bool, json_out: bool) -> None:
     from agentmem.consolidate import recover_stale_runs
+    from agentmem.registry import open_registry
 
-    recover_stale_runs(memory, pool)
+    recover_stale_runs(memory, pool, open_registry(settings))
     if cancel:
         run = memory.active_run(pool)
         if run is None:

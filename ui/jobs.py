@@ -86,7 +86,7 @@ class ConsolidationJobs:
         validate_pool(pool)
         memory = self.rt.memory
         with self._lock:
-            check_not_running(memory, pool)
+            check_not_running(memory, pool, self.rt.registry)
             run = memory.claim_run(pool, config={"queued_by": trigger, "pid": os.getpid()})
             job = JobProgress(run.id, pool, trigger=trigger)
             cancel = threading.Event()
