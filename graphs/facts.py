@@ -32,13 +32,16 @@ def delete_fact(memory, knowledge: Knowledge, pool: str, fact_id: str) -> Fact:
     return fact
 
 
-def sync_memory(memory, knowledge: Knowledge, pool: str) -> int:
-    """Make the memory collection hold exactly the pool's active facts (after a crash between the two writes)."""
-    n = 0
-    for fact in memory.list_facts(pool):
-        if fact.active:
-            knowledge.remember(pool, fact.id, fact.text, {"provenance": fact.provenance.kind.value})
-            n += 1
-        else:
-            knowledge.forget(pool, fact.id)
-    return n
+def sync_memory(memory, knowledge: Knowledge, pool: str) -> tuple[int, int]:
+    """Make the memory collection hold exactly the pool's active facts, after a crash between the two writes (the
+    log is written first): (facts written back, stale entries removed). Only the differences are embedded."""
+    facts = memory.list_facts(pool)
+    active = {f.id: f for f in facts if f.active}
+    held = knowledge.memory_ids(pool)
+    missing = [f for i, f in active.items() if i not in held]
+    stale = [i for i in held if i not in active]
+    for fact in missing:
+        knowledge.remember(pool, fact.id, fact.text, {"provenance": fact.provenance.kind.value})
+    for fact_id in stale:
+        knowledge.forget(pool, fact_id)
+    return len(missing), len(stale)

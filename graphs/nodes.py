@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from agentmem.chat_format import system_prompt
+from agentmem.crashpoints import crash_point
 from agentmem.errors import NotFound
 from agentmem.factkey import fact_slot
 from agentmem.llm.base import ChatMessage, GenerationConfig
@@ -138,6 +139,7 @@ class Nodes:
                 mem.set_fact_status(pool, extra.id, FactStatus.REJECTED)
         else:
             new = mem.add_fact(new)
+        crash_point("memory.fact")  # logged, not yet retrievable: sync_memory repairs this on the next start
         for fact in replaced:
             self.deps.knowledge.forget(pool, fact.id)
         self.deps.knowledge.remember(pool, new.id, statement, {"provenance": provenance.kind})

@@ -7,6 +7,7 @@ so quick commands stay quick. This module makes no decisions of its own; it only
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 
@@ -17,7 +18,10 @@ from agentmem.serving import AdapterServing
 from agentmem.settings import Settings
 from graphs.agent import Agent, open_checkpointer
 from graphs.deps import AgentDeps
+from graphs.facts import sync_memory
 from indexes.store import KnowledgeBase, open_store
+
+log = logging.getLogger(__name__)
 
 
 class AgentRuntime:
@@ -55,7 +59,19 @@ class AgentRuntime:
             settings=self.settings, llm=self.backend, knowledge=self.knowledge, memory=self.memory,
             adapter_for=self.serving.adapter_for, use_adapter=self.serving.use,
         )
+        self.repair_memory()
         return Agent(deps, checkpointer=open_checkpointer(self.settings))
+
+    def repair_memory(self) -> dict[str, tuple[int, int]]:
+        """Bring every pool's memory collection in line with the memory log (a crash between the two writes of
+        a taught fact leaves the log ahead); cheap when nothing is out of step."""
+        repaired = {}
+        for pool in self.memory.list_pools():
+            written, removed = sync_memory(self.memory, self.knowledge, pool)
+            if written or removed:
+                log.warning("pool %s: memory collection repaired from the log (+%d, -%d)", pool, written, removed)
+                repaired[pool] = (written, removed)
+        return repaired
 
     def close(self) -> None:
         if "memory" in self.__dict__:

@@ -111,6 +111,11 @@ class KnowledgeBase:
         col.delete(ids=[fact_id])
         return True
 
+    def memory_ids(self, pool: str | None = None) -> set[str]:
+        """Ids of the facts the pool's memory collection holds."""
+        col = get_collection(self.client, "memory", self._pool(pool), create=False)
+        return set(col.get(include=[])["ids"]) if col is not None else set()
+
     def search_memory(self, query: str, pool: str | None = None, k: int | None = None,
                       min_score: float | None = None) -> list[Hit]:
         pool = self._pool(pool)

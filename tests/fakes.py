@@ -105,3 +105,6 @@ class FakeKnowledge:
 
     def forget(self, pool, fact_id):
         self.memories.get(pool, {}).pop(fact_id, None)
+
+    def memory_ids(self, pool):
+        return set(self.memories.get(pool, {}))
