@@ -26,6 +26,8 @@ def eval_rag(
     max_tokens: Annotated[int, typer.Option(help="Answer token budget.")] = 48,
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here (default: under the data folder).")] = None,
     closed_book: Annotated[bool, typer.Option(help="Also score the same model without retrieval.")] = True,
+    batch: Annotated[int, typer.Option(help="Questions asked at once, answered as one batch (1: one by one, "
+                                            "streamed as in chat).")] = 16,
 ) -> None:
     """Ingest the dataset's passages into a pool, ask every question through the agent, score EM and F1."""
     import re
@@ -41,7 +43,13 @@ def eval_rag(
         items = [items[int(i * step)] for i in range(limit)]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(dataset).stem if dataset.endswith(".jsonl") else dataset)
     pool = pool or f"eval-{name}"[:63]
-    rt = AgentRuntime(settings)
+    backend = None
+    if batch > 1:
+        from agentmem.llm import open_backend
+        from agentmem.llm.batching import MicroBatchingBackend
+
+        backend = MicroBatchingBackend(open_backend(settings), max_batch=batch)
+    rt = AgentRuntime(settings, backend=backend)
     folder = settings.home / "eval" / name / "passages"
     n_passages = write_passages(load_dataset(dataset, eval_dir), folder)
     with console.status(f"ingesting {n_passages} passages into pool {pool}..."):
@@ -57,11 +65,12 @@ def eval_rag(
     with Progress(TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("eval", total=len(items) * len(modes))
-        result = run_eval(ask, items, dataset=dataset, modes=modes,
+        result = run_eval(ask, items, dataset=dataset, modes=modes, workers=batch,
                           progress=lambda done, total: bar.update(task, completed=done))
     path = report or settings.home / "eval" / name / f"report-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = result.to_dict() | {"model": str(rt.backend.info().get("model")), "pool": pool, "max_tokens": max_tokens}
+    data = result.to_dict() | {"model": str(rt.backend.info().get("model")), "pool": pool, "max_tokens": max_tokens,
+                               "batch": batch}
     path.write_text(json.dumps(data, indent=2))
     out = Console(highlight=False)
     out.print(f"| {dataset} (n={result.n}) | EM | F1 | s/question |\n|---|---|---|---|")
