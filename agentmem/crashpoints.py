@@ -8,7 +8,7 @@ Points (grep for `crash_point(` to see them in place):
   consolidation stages   select, filter, synthesize, train, evaluate, gate, publish; train.step@N (after step N);
                          published (adapter registered, facts not yet marked)
   adapter registry       registry.moved (folder renamed into place, row not committed), registry.rollback
-  ingestion              ingest.file@N (after the N-th file's chunks reached Chroma, before its manifest row)
+  ingestion              ingest.flush@N (the N-th batch of chunks reached Chroma, its files not yet recorded)
   memory                 memory.fact (a taught fact written to the log, not yet to the memory collection)
 """
 

@@ -117,6 +117,11 @@ class AdapterRegistry:
         data = {k: row[k] for k in row.keys() if k in AdapterVersion.model_fields}  # noqa: SIM118 (Row iterates values)
         return AdapterVersion(**data, path=self.root / row["pool"] / row["version"])
 
+    def pools(self) -> builtins.list[str]:
+        """Pools with at least one registered version."""
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT pool FROM adapter_versions ORDER BY pool")]
+
     def list(self, pool: str) -> builtins.list[AdapterVersion]:
         """All versions of `pool`, oldest first."""
         with self.db.read() as conn:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 
+from agentmem.crashpoints import crash_point
 from agentmem.errors import AgentmemError
 from agentmem.settings import Settings
 from indexes.chunking import Chunker
@@ -126,9 +127,9 @@ class Ingester:
         try:
             return read_bytes(cand.path)
         except PermissionError:
-            report.failed.append(FileIssue(cand.path, "permission denied"))
+            report.failed.append(FileIssue(cand.path, "permission denied", "permission"))
         except OSError as exc:
-            report.failed.append(FileIssue(cand.path, f"cannot read: {exc.strerror or exc}"))
+            report.failed.append(FileIssue(cand.path, f"cannot read: {exc.strerror or exc}", "unreadable"))
         return None
 
     def _add_file(self, run: _Run, path: str, data: bytes, digest: str) -> None:
@@ -137,20 +138,21 @@ class Ingester:
             doc = read_document(path, data)
             pieces = self.chunker.chunk(doc)
         except SkipFile as exc:
-            report.skipped.append(FileIssue(path, str(exc)))
+            report.skipped.append(FileIssue(path, str(exc), exc.code))
             return
         except ReadError as exc:
-            report.failed.append(FileIssue(path, str(exc)))
+            report.failed.append(FileIssue(path, str(exc), exc.code))
             return
         except Exception as exc:  # one odd file must not stop the batch; the reason goes in the report
             log.warning("failed to read %s", path, exc_info=True)
-            report.failed.append(FileIssue(path, f"cannot parse: {type(exc).__name__}: {str(exc)[:200]}"))
+            report.failed.append(
+                FileIssue(path, f"cannot parse: {type(exc).__name__}: {str(exc)[:200]}", "unexpected"))
             return
         if not pieces:
-            report.skipped.append(FileIssue(path, "no text to index"))
+            report.skipped.append(FileIssue(path, "no text to index", "no_text"))
             return
         if doc.note:
-            report.warnings.append(FileIssue(path, doc.note))
+            report.warnings.append(FileIssue(path, doc.note, "warning"))
         pool, when = report.pool, now_iso()
         ids = [chunk_id(pool, path, digest, self.pipeline, i) for i in range(len(pieces))]
         pending = _Pending(SourceRow(pool, path, digest, self.pipeline, doc.kind, doc.title, tuple(ids), when),
@@ -192,6 +194,7 @@ class Ingester:
             p.left -= 1
         report.chunks_added += len(chunks)
         run.buffer.clear()
+        crash_point("ingest.flush")  # chunks in Chroma, files not yet recorded: a re-run upserts the same ids
         # 3. Only files whose every chunk is in Chroma are recorded as done.
         done = [p for p in run.pending if p.left == 0]
         self.manifest.put(p.row for p in done)
