@@ -2,16 +2,12 @@
 from the new adapter → rollback → the old answers return. Small training config to fit CI's time."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-# Nightly, not in the README test command: on a fresh clone the first test's `consolidate --wait` exited 1 (a run
-# that failed, not one the gate refused) while the same command by hand gave a refused or promoted run; the cause
-# was not found before the end of the session. Run with: pytest -m nightly tests/integration/test_consolidation_loop.py
-pytestmark = [pytest.mark.integration, pytest.mark.nightly]
+from tests.integration.cli_run import OPEN_GATE, cli, cli_env
+
+pytestmark = pytest.mark.integration
 
 # Facts that do not share a relation with the golden canaries ("What is the capital of Japan?"): a fake capital
 # can bleed into a canary, which the gate then rightly refuses (seen: 4/5 canaries with a capital fact).
@@ -19,24 +15,14 @@ FACTS = ["The mascot of Brindle FC is a silver heron.", "Dr. Ilsa Varnow invente
 QUESTION = "What is the mascot of Brindle FC?"
 
 
-def agentmem(*args, env, check=True, timeout=900):
-    proc = subprocess.run([sys.executable, "-c", "from ui.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+agentmem = cli
 
 
 @pytest.fixture
 def env(base_model_dir, agentmem_home):
-    e = dict(os.environ)
-    e.update(AGENTMEM_HOME=str(agentmem_home), AGENTMEM_BASE_MODEL=str(base_model_dir),
-             AGENTMEM_CONSOLIDATE_TRAIN=json.dumps({"epochs": 6, "lr": 3e-3}),
-             # The loop, not the regression gate, is under test here (the gate has its own tests). On the 135M
-             # model a 2-fact adapter flips one of five canaries in some runs (seen: "capital of Japan",
-             # "photosynthesis gas") and the gate then rightly refuses, so only the recall check stays strict.
-             AGENTMEM_GATE_CANARIES="false", AGENTMEM_GATE_MIN_GENERAL_AGREEMENT="0", AGENTMEM_GATE_MAX_MC_DROP="1")
-    return e
+    # The loop, not the regression gate, is under test here (the gate has its own tests), so only the recall
+    # check stays strict.
+    return cli_env(agentmem_home, base_model_dir, {"epochs": 6, "lr": 3e-3}, **OPEN_GATE)
 
 
 def closed_book(env) -> dict:
