@@ -220,14 +220,14 @@ class Consolidation:
         """The base model's own answers to general prompts, cached per base model and system prompt."""
         import hashlib
 
-        prompt_id = hashlib.sha256((self.train_config.system_prompt or "").encode()).hexdigest()[:8]
-        path = self.s.cache_path / "rehearsal" / f"{_model_id(self.base_model_dir)}-{prompt_id}.json"
-        if path.is_file():
-            return [Example(**e) for e in json.loads(path.read_text())]
-        sys_prompt = self.train_config.system_prompt
         from agentmem.synthesize import load_general_prompts
 
         prompts = load_general_prompts()
+        sys_prompt = self.train_config.system_prompt
+        prompt_id = hashlib.sha256("\n".join([sys_prompt or "", *prompts]).encode()).hexdigest()[:8]
+        path = self.s.cache_path / "rehearsal" / f"{_model_id(self.base_model_dir)}-{prompt_id}.json"
+        if path.is_file():
+            return [Example(**e) for e in json.loads(path.read_text())]
         msgs = [([{"role": "system", "content": sys_prompt}] if sys_prompt else []) +
                 [{"role": "user", "content": p}] for p in prompts]
         replies = {p: g.text for p, g in zip(prompts, self.backend.generate_batch(

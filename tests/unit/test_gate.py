@@ -57,3 +57,15 @@ def test_recall_uses_the_object_phrase():
     assert recalls("Zorbania's capital city is Quellmark, a port.", fact)
     assert not recalls("The capital of Zorbania is Paris.", fact)
     assert recalls("the answer is 26", "The tower has 26 floors.", answer="twenty-six")
+
+
+def test_rehearsal_never_trains_a_golden_prompt():
+    """The gate measures regression on prompts never trained: rehearsal answers must not cover golden items."""
+    from agentmem.golden import load_golden
+    from agentmem.synthesize import load_general_prompts
+
+    golden = load_golden()
+    measured = ({c["prompt"] for c in golden.canaries} | set(golden.general)
+                | {m["question"] for m in golden.multiple_choice})
+    assert len(measured) > 40
+    assert not measured & set(load_general_prompts())
