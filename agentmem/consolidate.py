@@ -52,6 +52,12 @@ class Candidate:
     fact: Fact | None  # None for pairs drawn from documents (no memory-log row)
     decision: str = "train"  # train | known | unverifiable
     reason: str = ""
+    miss_id: str | None = None  # a miss resolved by a document: the user's question, answered from it
+    source: ExampleSource | None = None  # provenance when there is no fact row
+
+
+# (pool, question) -> (answer, documents it came from), or None when the documents do not answer it now
+DocumentAnswerer = Callable[[str, str], "tuple[str, list[str]] | None"]
 
 
 @dataclass
@@ -79,7 +85,7 @@ class Consolidation:
                  base_model_dir: Path, train_config: TrainConfig | None = None,
                  synthesis: SynthesisConfig | None = None, extra: Sequence[FactSpec] = (),
                  on_publish: Callable[[str], None] | None = None, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, document_answer: DocumentAnswerer | None = None):
         self.s, self.memory, self.registry, self.backend = settings, memory, registry, backend
         self.base_model_dir = Path(base_model_dir)
         self.train_config = train_config or TrainConfig.from_dict(
@@ -89,6 +95,7 @@ class Consolidation:
         self.on_publish = on_publish
         self.progress = progress
         self.cancel = cancel or threading.Event()
+        self.document_answer = document_answer if settings.consolidate_documents else None
         self.run = None
         self.dir: Path | None = None
         self.metrics: dict[str, Any] = {"timings": {}}
@@ -152,7 +159,7 @@ class Consolidation:
         self.metrics["facts"] = {"candidates": len(candidates), "train": len(todo),
                                  "known": sum(c.decision == "known" for c in candidates),
                                  "unverifiable": sum(c.decision == "unverifiable" for c in candidates)}
-        self.metrics["decisions"] = [{"fact_id": c.fact.id if c.fact else None, "text": c.spec.text,
+        self.metrics["decisions"] = [{"fact_id": c.fact.id if c.fact else None, "miss_id": c.miss_id, "text": c.spec.text,
                                       "decision": c.decision, "reason": c.reason} for c in candidates]
         if not todo:
             self._apply_known(pool, candidates)
@@ -183,20 +190,47 @@ class Consolidation:
 
     # -- stages --------------------------------------------------------------------------------------------
     def select(self, pool: str) -> list[Candidate]:
-        """Pending facts, with the user's own question where a miss was resolved by the fact; plus extras."""
+        """Pending facts, with the user's own question where a miss was resolved by the fact; misses resolved by
+        documents, answered from those documents (when a document answerer is given); plus extras."""
         questions: dict[str, str] = {}
+        by_document = []
         for miss in self.memory.list_misses(pool, status="resolved"):
             if miss.resolved_by and miss.resolved_by.kind == "fact":
                 questions.setdefault(miss.resolved_by.ref, miss.question)
+            elif miss.resolved_by and miss.resolved_by.kind == "document":
+                by_document.append(miss)
         out = [Candidate(FactSpec(text=f.text, id=f.id, question=questions.get(f.id)), f)
                for f in self.memory.list_facts(pool, status=FactStatus.PENDING)]
-        out += [Candidate(spec, None) for spec in self.extra]
+        if self.document_answer is not None and by_document:
+            out += self._document_candidates(pool, by_document)
+        out += [Candidate(spec, None, source=ExampleSource(kind="extra", fact_text=spec.text,
+                                                           note="passed to the run directly"))
+                for spec in self.extra]
+        return out
+
+    def _document_candidates(self, pool: str, misses: list) -> list[Candidate]:
+        trained = {m for v in self.registry.list(pool) for m in v.manifest().miss_ids}
+        out = []
+        for miss in misses:
+            if miss.id in trained:
+                continue
+            found = self.document_answer(pool, miss.question)
+            spec = FactSpec(text=found[0].strip() if found and found[0].strip() else miss.question, id=miss.id,
+                            question=miss.question)
+            c = Candidate(spec, None, miss_id=miss.id, source=ExampleSource(
+                kind="document", fact_text=spec.text, document=(found[1] or [None])[0] if found else None,
+                note=f"answer to the missed question {miss.question!r}, from the documents"))
+            if found is None or not found[0].strip():
+                c.decision, c.reason = "unverifiable", "the documents give no answer to it now"
+            out.append(c)
         return out
 
     def filter(self, candidates: list[Candidate]) -> None:
         """Unverifiable facts are never trained; facts the served model already answers need no training."""
         checkable = []
         for c in candidates:
+            if c.decision != "train":
+                continue
             reason = unverifiable_reason(c.spec.text)
             if reason:
                 c.decision, c.reason = "unverifiable", reason
@@ -290,6 +324,7 @@ class Consolidation:
         fact_rows = [c.fact for c in todo if c.fact is not None]
         manifest = Manifest(
             base_model=str(self.base_model_dir), fact_ids=[f.id for f in fact_rows], facts_hash=facts_hash(fact_rows),
+            miss_ids=[c.miss_id for c in todo if c.miss_id],
             data_card=[self._card_row(e, todo) for e in train],
             training_config=self.train_config.to_dict(), metrics={k: v for k, v in self.metrics["eval"].items()
                                                                   if k != "examples"} | {"gate": gate.to_dict()},
@@ -315,9 +350,8 @@ class Consolidation:
                                   provenance=ExampleSource(kind="rehearsal", note="the base model's own answer"))
         for c in todo:
             if c.spec.id == e.fact_id:
-                source = (ExampleSource.of_fact(c.fact) if c.fact is not None
-                          else ExampleSource(kind="extra", fact_text=c.spec.text, note="passed to the run directly"))
-                return TrainedExample(**row, kind="fact", provenance=source)
+                source = ExampleSource.of_fact(c.fact) if c.fact is not None else c.source
+                return TrainedExample(**row, kind="document_qa" if c.miss_id else "fact", provenance=source)
         try:
             old = self.memory.get_fact(self.run.pool, e.fact_id)
         except NotFound:  # deleted since: keep the row, say so

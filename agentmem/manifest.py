@@ -60,7 +60,8 @@ class TrainedExample(BaseModel):
 
     prompt: str
     completion: str
-    kind: str = Field(description="fact (new), previous_fact (rehearsed from an earlier run) or rehearsal.")
+    kind: str = Field(description="fact (new), document_qa (a missed question answered from documents), "
+                                  "previous_fact (rehearsed from an earlier run) or rehearsal.")
     fact_id: str | None = None
     provenance: ExampleSource | None = None
 
@@ -71,6 +72,7 @@ class Manifest(BaseModel):
     format: int = MANIFEST_FORMAT
     base_model: str = Field(description="Name or path of the base model the adapter applies to.")
     fact_ids: list[str] = Field(default_factory=list)
+    miss_ids: list[str] = Field(default_factory=list, description="Misses resolved by documents trained here.")
     facts_hash: str | None = None
     data_card: list[TrainedExample] = Field(default_factory=list)
     training_config: dict[str, Any] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256)  # the values vLLM's --max-lora-rank allows (1 aside)
 # The home given on a command line decides where config.toml is looked up, without touching os.environ.
 _HOME_OVERRIDE: ContextVar[Path | None] = ContextVar("agentmem_home_override", default=None)
 
@@ -52,8 +53,22 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's own choice.")
 
     llm_backend: Literal["transformers", "vllm"] = "transformers"
-    vllm_url: str = "http://127.0.0.1:8000"
-    vllm_timeout_s: float = Field(120.0, gt=0)
+    vllm_url: str = Field(
+        "http://127.0.0.1:8000", description="The vLLM OpenAI-compatible server; `agentmem vllm start` serves on "
+        "its (loopback) port."
+    )
+    vllm_timeout_s: float = Field(120.0, gt=0, description="Longest wait for one answer (or one streamed piece).")
+    vllm_venv: Path | None = Field(
+        None, description="The vLLM server's own virtual environment; default: .venv-vllm beside this checkout "
+        "(made by ./install.sh --vllm)."
+    )
+    vllm_start_timeout_s: float = Field(300.0, gt=0, description="How long `agentmem vllm start` waits for /health.")
+    vllm_max_loras: int = Field(4, ge=1, description="--max-loras: adapters in one batch (and cached on the CPU).")
+    vllm_max_lora_rank: int = Field(
+        16, description="--max-lora-rank: the largest adapter rank the server accepts (8, 16, 32, 64, 128 or 256)."
+    )
+    vllm_kv_cache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE for the CPU build, in whole GiB.")
+    vllm_args: str = Field("", description="Extra command-line flags for the vLLM server (shell syntax).")
 
     chroma_url: str | None = Field(None, description="Chroma server URL; default: embedded client under home.")
     default_pool: str = Field("default", pattern=POOL_PATTERN)
@@ -84,6 +99,8 @@ class Settings(BaseSettings):
     consolidate_min_pending: int = Field(0, ge=0, description="Scheduler: start a run at this many pending facts.")
     consolidate_every_minutes: float = Field(0, ge=0, description="Scheduler: start a run this often (if work).")
     consolidate_seed: int = 0
+    consolidate_documents: bool = Field(
+        True, description="Also train misses that ingested documents resolved, answered from those documents.")
     consolidate_train: dict[str, Any] = Field(
         default_factory=dict,
         description='Overrides of the training recipe (agentmem.training.TrainConfig), e.g. {"epochs": 2}; '
@@ -99,11 +116,18 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest file the app or API accepts.")
 
-    @field_validator("home", "base_model", "embed_model", "cache_dir", mode="before")
+    @field_validator("home", "base_model", "embed_model", "cache_dir", "vllm_venv", mode="before")
     @classmethod
     def _expand(cls, v: Any) -> Any:
         if isinstance(v, str | Path) and str(v):
             return Path(os.path.expandvars(str(v))).expanduser()
+        return v
+
+    @field_validator("vllm_max_lora_rank")
+    @classmethod
+    def _lora_rank(cls, v: int) -> int:
+        if v not in VLLM_LORA_RANKS:
+            raise ValueError(f"vLLM accepts a max LoRA rank of {', '.join(map(str, VLLM_LORA_RANKS))}")
         return v
 
     @field_validator("api_key", mode="before")
@@ -163,6 +187,16 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.home / "uploads"
+
+    @property
+    def vllm_env_dir(self) -> Path:
+        """The vLLM server's virtual environment (a checkout's .venv-vllm unless AGENTMEM_VLLM_VENV says)."""
+        return self.vllm_venv or Path(__file__).resolve().parents[1] / ".venv-vllm"
+
+    @property
+    def vllm_pid_path(self) -> Path:
+        """Written by `agentmem vllm start`: the server's pid, URL and log, so other processes can stop it."""
+        return self.home / "vllm.pid"
 
 
 def _config_file() -> Path | None:

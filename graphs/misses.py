@@ -6,9 +6,11 @@ threshold; resolved misses become consolidation candidates. This module does not
 
 from __future__ import annotations
 
+from agentmem.llm.base import GenerationConfig
 from agentmem.memory import Resolution
+from agentmem.normalize import is_refusal
 from agentmem.settings import Settings
-from graphs.deps import Knowledge
+from graphs.deps import AgentDeps, Knowledge
 
 
 def resolve_misses_with_fact(memory, knowledge: Knowledge, settings: Settings, pool: str, fact_id: str) -> list[str]:
@@ -31,3 +33,23 @@ def resolve_misses_with_documents(memory, knowledge: Knowledge, settings: Settin
             memory.resolve_miss(pool, miss.id, Resolution(kind="document", ref=hits[0].source))
             resolved.append(miss.id)
     return resolved
+
+
+def document_answerer(deps: AgentDeps):
+    """For consolidation: answer a missed question from the pool's documents alone (the base model reading the
+    relevant chunks, as the agent would), so that knowledge looked up in documents can be trained. None when no
+    chunk is relevant or the model declines."""
+    from graphs.nodes import _doc_hit, answer_messages
+
+    def answer(pool: str, question: str) -> tuple[str, list[str]] | None:
+        hits = [_doc_hit(h) for h in deps.knowledge.search(question, pool, k=deps.settings.top_k)]
+        hits = [h for h in hits if h["score"] >= deps.settings.relevance_threshold]
+        if not hits:
+            return None
+        config = GenerationConfig(max_new_tokens=deps.settings.max_new_tokens)
+        text = deps.llm.generate(answer_messages(question, hits, []), config).text.strip()
+        if not text or is_refusal(text):
+            return None
+        return text, [h["source"] for h in hits]
+
+    return answer

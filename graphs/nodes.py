@@ -82,15 +82,7 @@ class Nodes:
 
     def answer(self, state: AgentState) -> dict[str, Any]:
         sources = state["sources"]
-        question = state["question"]
-        if sources:
-            context = "\n\n".join(_context_block(i, s) for i, s in enumerate(sources, 1))
-            user = render("answer_with_context", context=context, question=question)
-        else:
-            user = question
-        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt()}]
-        messages += _history(state["messages"][:-1], HISTORY_TURNS)
-        messages.append({"role": "user", "content": user})
+        messages = answer_messages(state["question"], sources, _history(state["messages"][:-1], HISTORY_TURNS))
         writer = get_stream_writer()
         parts: list[str] = []
         config = GenerationConfig(max_new_tokens=self.s.max_new_tokens)
@@ -210,6 +202,18 @@ def _memory_hit(hit) -> Source:
     fact_id = str(hit.metadata.get("fact_id") or hit.chunk_id)
     return {"kind": "memory", "source": f"memory:{fact_id}", "title": "taught fact", "score": float(hit.score),
             "text": hit.text, "fact_id": fact_id}
+
+
+def answer_messages(question: str, sources: list[Source], history: list[ChatMessage]) -> list[ChatMessage]:
+    """The conversation the answer is decoded from: system prompt, recent turns, the question with its context."""
+    if sources:
+        context = "\n\n".join(_context_block(i, s) for i, s in enumerate(sources, 1))
+        user = render("answer_with_context", context=context, question=question)
+    else:
+        user = question
+    messages: list[ChatMessage] = [{"role": "system", "content": system_prompt()}, *history]
+    messages.append({"role": "user", "content": user})
+    return messages
 
 
 def _context_block(i: int, s: Source) -> str:

@@ -75,6 +75,7 @@ def consolidate(
 def _run(settings, memory, pool, run_id, *, quiet: bool):
     from agentmem.bootstrap import base_model_path
     from agentmem.consolidate import Consolidation
+    from graphs.misses import document_answerer
     from graphs.runtime import AgentRuntime
 
     rt = AgentRuntime(settings)
@@ -91,7 +92,8 @@ def _run(settings, memory, pool, run_id, *, quiet: bool):
                 f"{k}={v}" for k, v in event.items() if k not in ("stage", "run_id", "pool")), highlight=False)
 
     job = Consolidation(settings, memory, rt.registry, rt.backend, base_model_dir=base_model_path(settings),
-                        on_publish=rt.serving.refresh, progress=progress)
+                        on_publish=rt.serving.refresh, progress=progress,
+                        document_answer=document_answerer(rt.agent.deps))
     try:
         return job.execute(pool, run_id)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agentmem.consolidate import RunOutcome, check_not_running
 from agentmem.memory import RunStatus
+from graphs.misses import document_answerer
 from indexes.client import validate_pool
 
 log = logging.getLogger(__name__)
@@ -191,5 +192,6 @@ class ConsolidationJobs:
             on_publish=rt.serving.refresh,
             progress=progress,
             cancel=cancel,
+            document_answer=document_answerer(rt.agent.deps),
         )
         return job.execute(pool, run_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentmem.errors import AgentmemError, ConfigError, Conflict, NotFound
-from agentmem.manifest import MANIFEST_NAME, Manifest, TrainedExample, facts_hash
+from agentmem.manifest import MANIFEST_NAME, ExampleSource, Manifest, TrainedExample, facts_hash
 from agentmem.memory import Fact, Provenance
 from agentmem.registry import STAGING, AdapterRegistry, open_registry
 
@@ -38,9 +38,11 @@ def manifest(**kw) -> Manifest:
             completion="Vell.",
             kind="fact_qa",
             fact_id=facts[0].id,
-            provenance=Provenance(kind="correction", who="ana"),
+            provenance=ExampleSource.of_fact(facts[0].model_copy(
+                update={"provenance": Provenance(kind="correction", who="ana")})),
         ),
-        TrainedExample(prompt="What is 2+2?", completion="4", kind="rehearsal"),
+        TrainedExample(prompt="What is 2+2?", completion="4", kind="rehearsal",
+                       provenance=ExampleSource(kind="rehearsal")),
     ]
     return Manifest(
         base_model="SmolLM2-135M-Instruct",
