@@ -29,6 +29,10 @@ def status_html(info: dict) -> str:
     backend = info.get("backend_info") or {}
     if backend.get("adapters"):
         rows.append(("Adapters loaded", ", ".join(f"`{a}`" for a in backend["adapters"])))
+    if backend.get("version"):
+        rows.append(("vLLM version", backend["version"]))
+    if backend.get("error"):  # the vLLM server went away after start-up
+        rows.append(("Backend error", backend["error"] + " (agentmem vllm start)"))
     return kv_html(rows)
 
 

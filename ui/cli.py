@@ -61,6 +61,7 @@ def _register() -> None:
         cli_ingest,  # noqa: F401
         cli_memory,
         cli_ui,  # noqa: F401
+        cli_vllm,
     )
 
 

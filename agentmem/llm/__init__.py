@@ -1,7 +1,8 @@
-"""LLM backends: one interface (`base.LLMBackend`), an in-process transformers+PEFT implementation, and a factory.
+"""LLM backends: one interface (`base.LLMBackend`), an in-process transformers+PEFT implementation, a client of a
+vLLM server, and a factory.
 
-`open_backend(settings)` picks the implementation from `settings.llm_backend`. This package does not know about
-pools, retrieval or the registry: callers name adapters by their serving name.
+`open_backend(settings)` picks the implementation from `settings.llm_backend` (AGENTMEM_LLM_BACKEND). This package
+does not know about pools, retrieval or the registry: callers name adapters by their serving name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ __all__ = ["ChatMessage", "Generation", "GenerationConfig", "LLMBackend", "open_
 
 
 def open_backend(settings: Settings) -> LLMBackend:
-    if settings.llm_backend == "transformers":
-        from agentmem.llm.transformers_backend import TransformersBackend
+    if settings.llm_backend == "vllm":
+        from agentmem.llm.vllm_backend import VLLMBackend
 
-        return TransformersBackend.from_settings(settings)
-    from agentmem.errors import ConfigError
+        return VLLMBackend.from_settings(settings)
+    from agentmem.llm.transformers_backend import TransformersBackend
 
-    raise ConfigError(f"the LLM backend {settings.llm_backend!r} is not available yet", "use AGENTMEM_LLM_BACKEND=transformers")
+    return TransformersBackend.from_settings(settings)
