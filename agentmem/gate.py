@@ -58,8 +58,10 @@ def decide(settings: Settings, ev: dict[str, Any], active: dict[str, Any] | None
                         f"<= {settings.gate_max_mc_drop}",
                         f"golden multiple choice {ev['mc_accuracy']} vs base {ev['mc_accuracy_base']}"))
     if settings.gate_canaries:
+        said = ev.get("canary_failure_answers") or [""] * len(ev["canary_failures"])
+        failed = "; ".join(f"{q} -> {a!r}" if a else q for q, a in zip(ev["canary_failures"], said))
         checks.append(Check("canaries", not ev["canary_failures"], f"{ev['canaries_passed']}/{ev['canaries_total']}",
-                            "all", "failed: " + ", ".join(ev["canary_failures"]) if ev["canary_failures"] else ""))
+                            "all", f"failed: {failed}" if failed else ""))
     compared = None
     if active:
         compared = {k: active.get(k) for k in ("recall", "heldout_recall", "retention", "general_agreement",

@@ -86,7 +86,7 @@ def score_general(backend: LLMBackend, adapter: str | None, refs: dict[str, Any]
     canaries = [c for c, ok in zip(golden.canaries, refs["canaries_ok"]) if ok]
     canary_answers = [g.text for g in backend.generate_batch(
         [_messages(c["prompt"], system) for c in canaries], cfg, adapter)] if canaries else []
-    failed = [c["prompt"] for c, a in zip(canaries, canary_answers) if not contains_answer(a, c["answers"])]
+    failed = [(c["prompt"], a) for c, a in zip(canaries, canary_answers) if not contains_answer(a, c["answers"])]
     base_acc = statistics.fmean(int(p == m["gold"]) for p, m in zip(refs["mc_choice"], golden.multiple_choice))
     return {
         "general_agreement": round(statistics.fmean(agreement), 4),
@@ -95,5 +95,6 @@ def score_general(backend: LLMBackend, adapter: str | None, refs: dict[str, Any]
         "mc_agreement": round(statistics.fmean(int(p == r) for p, r in zip(picks, refs["mc_choice"])), 4),
         "canaries_passed": len(canaries) - len(failed),
         "canaries_total": len(canaries),
-        "canary_failures": failed,
+        "canary_failures": [prompt for prompt, _ in failed],
+        "canary_failure_answers": [answer[:200] for _, answer in failed],  # what the adapter said instead
     }

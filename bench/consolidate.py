@@ -6,7 +6,9 @@ paraphrases (the dataset's own paraphrase, never trained, plus the pipeline's he
 with another fact's answer, retention of the first run's facts after the second run, ARC-Easy accuracy before and
 after, and wall time and tokens/s of each run. Facts come from the published fictional_knowledge set (fictional
 paragraphs: nothing a model could know), read from --eval-dir (default ../shared/eval). Runs in a fresh temporary
-data folder with the product's defaults (the gate included: a refused run is reported as such). Not a test.
+data folder with the product's defaults, except that by default every run is promoted so that its adapter can be
+measured; what the product's gate would have decided is reported beside it (`--gate product` lets it decide).
+Not a test.
 
     .venv/bin/python bench/consolidate.py [--facts 24] [--runs 2] [--arc 200]
     .venv/bin/python bench/consolidate.py --facts 100 --runs 1 --arc 0     # the 100-facts time target
@@ -67,11 +69,15 @@ def main() -> None:
     ap.add_argument("--arc", type=int, default=200, help="ARC-Easy items, spread over the set (0: skip)")
     ap.add_argument("--home", type=Path, default=None, help="data folder (default: a fresh temporary one)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--gate", choices=["open", "product"], default="open",
+                    help="open (default): promote every run so the adapter can be measured, and report what the "
+                         "product's gate would have decided; product: the product's gate decides")
     args = ap.parse_args()
 
     from agentmem.bootstrap import base_model_path
     from agentmem.chat_format import system_prompt
     from agentmem.consolidate import Consolidation
+    from agentmem.gate import decide
     from agentmem.llm.base import GenerationConfig
     from agentmem.normalize import contains_answer
     from agentmem.settings import load_settings
@@ -83,7 +89,10 @@ def main() -> None:
     if args.arc and not arc:
         print(f"note: {args.eval_dir / 'general' / 'arc_easy.jsonl'} is missing: ARC-Easy skipped", file=sys.stderr)
     home = args.home or Path(tempfile.mkdtemp(prefix="agentmem-bench-"))
-    settings = load_settings(home=home)
+    product = load_settings(home=home)
+    settings = product if args.gate == "product" else product.model_copy(update={
+        "gate_canaries": False, "gate_min_general_agreement": 0.0, "gate_max_mc_drop": 1.0, "gate_min_recall": 0.0,
+        "gate_min_retention": 0.0})
     rt = AgentRuntime(settings)
     pool = "bench"
     sys_msg = [{"role": "system", "content": system_prompt()}]
@@ -127,6 +136,8 @@ def main() -> None:
         if i == 0:  # RAG: the taught fact sits in the pool's memory collection, retrieval puts it in the prompt
             rag = [rt.agent.ask(f["paraphrase"], pool=pool).answer for f in batch]
             r["rag_paraphrase"] = sum(contains_answer(g, [f["answer"]]) for g, f in zip(rag, batch)) / len(batch)
+        before = rt.registry.active(pool)
+        before_metrics = before.manifest().metrics if before else None
         t = time.perf_counter()
         job = Consolidation(settings, rt.memory, rt.registry, rt.backend, base_model_dir=base_model_path(settings),
                             on_publish=rt.serving.refresh, document_answer=document_answerer(rt.agent.deps))
@@ -140,6 +151,11 @@ def main() -> None:
                "wall_s": round(wall, 1), "train_s": training.get("seconds"), "tokens_per_s": training.get("tokens_per_s"),
                "examples": training.get("examples"), "epochs": training.get("epochs"),
                "gate": outcome.gate.get("reason") or outcome.error,
+               "product_gate": decide(product, ev, before_metrics).reason if ev else None,
+               "canaries": f"{ev.get('canaries_passed')}/{ev.get('canaries_total')}",
+               "canary_failures": ev.get("canary_failures"), "canary_failure_answers": ev.get("canary_failure_answers"),
+               "general_agreement": ev.get("general_agreement"),
+               "mc_accuracy": ev.get("mc_accuracy"), "mc_accuracy_base": ev.get("mc_accuracy_base"),
                "pipeline_recall": ev.get("recall"), "pipeline_heldout_recall": ev.get("heldout_recall"),
                "pipeline_retention": ev.get("retention"), "bleed": ev.get("bleed"),
                "trained_phrasings": acc(qs, ans, adapter) if qs else None, "n_trained_phrasings": len(qs),
