@@ -240,7 +240,7 @@ class Consolidation:
             return
         adapter = self._serving_adapter(self.run.pool)
         questions = [c.spec.question or _natural_question(c.spec) for c in checkable]
-        answers = self._ask(questions, adapter)
+        answers = self._ask(questions, adapter, [c.spec.text for c in checkable])
         for c, q, a in zip(checkable, questions, answers):
             if recalls(a, c.spec.text, c.spec.answer):
                 c.decision, c.reason = "known", f"already answered closed-book: {q!r} -> {a[:80]!r}"
@@ -302,7 +302,7 @@ class Consolidation:
                       if e.fact_id in by_id or e.answer in by_answer]
             prev_q = [(p, _natural_question(p)) for p in previous]
             everything = trained_q + held_q + prev_q
-            answers = self._ask([q for _, q in everything], name)
+            answers = self._ask([q for _, q in everything], name, [spec.text for spec, _ in everything])
             verdicts = [recalls(a, spec.text, spec.answer) for (spec, _), a in zip(everything, answers)]
             n1, n2 = len(trained_q), len(trained_q) + len(held_q)
             bleed = _bleed(everything[:n1], answers[:n1], [c.spec for c in todo])
@@ -372,12 +372,15 @@ class Consolidation:
         active = self.registry.active(pool)
         return active.manifest().metrics if active else None
 
-    def _ask(self, questions: list[str], adapter: str | None) -> list[str]:
+    def _ask(self, questions: list[str], adapter: str | None, expected: list[str]) -> list[str]:
+        """Greedy closed-book answers, with room for the longest expected statement (an answer at the end of a
+        long sentence must not be cut off by the token budget)."""
+        longest = max((self.backend.count_tokens(t) for t in expected), default=0)
+        budget = max(RECALL_TOKENS, int(longest * 1.25) + 8)
         sys_prompt = self.train_config.system_prompt
         msgs = [([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [{"role": "user", "content": q}]
                 for q in questions]
-        return [g.text for g in self.backend.generate_batch(msgs, GenerationConfig(max_new_tokens=RECALL_TOKENS),
-                                                            adapter)]
+        return [g.text for g in self.backend.generate_batch(msgs, GenerationConfig(max_new_tokens=budget), adapter)]
 
     def _apply_known(self, pool: str, candidates: list[Candidate]) -> None:
         for c in candidates:

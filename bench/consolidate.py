@@ -96,7 +96,7 @@ def main() -> None:
     rt = AgentRuntime(settings)
     pool = "bench"
     sys_msg = [{"role": "system", "content": system_prompt()}]
-    cfg = GenerationConfig(max_new_tokens=48)
+    cfg = GenerationConfig(max_new_tokens=96)  # room for the fact's whole (long) sentence
 
     def closed_book(questions: list[str], adapter: str | None) -> list[str]:
         return [g.text for g in rt.backend.generate_batch([sys_msg + [{"role": "user", "content": q}]
