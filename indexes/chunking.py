@@ -16,8 +16,13 @@ from indexes.records import Document, Scalar, Section
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 # Bump when chunk boundaries or embedded text change: every source is then re-ingested once.
-CHUNKER_VERSION = 1
+# v2: chunks capped in characters too (MAX_CHARS_PER_TOKEN), long CSV headers cut, titles and sections clipped.
+CHUNKER_VERSION = 2
 MAX_HEADER_CHARS = 200
+# A chunk holds at most this many characters per token of room. Tokens alone do not bound a chunk's length: the
+# tokenizer reads any word over 100 characters as one [UNK], so a 1 MB line of hex or base64 counted as one token
+# and became one 1 MB chunk. Prose and code run at 3 to 6 characters per token, so this only cuts such text.
+MAX_CHARS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,11 @@ class Chunker:
         return [0] * self._count([text])[0]  # SentenceSplitter only takes len() of what the tokenizer returns
 
     def _prose(self, doc: Document, section: Section, room: int) -> list[Piece]:
-        text = section.text
-        if self._count([text])[0] <= room:
+        text, limit = section.text, room * MAX_CHARS_PER_TOKEN
+        if len(text) <= limit and self._count([text])[0] <= room:
             parts = [text.strip()]
         else:
-            parts = self._split_sentences(text, room, self.overlap)
+            parts = cap_chars(self._split_sentences(text, room, self.overlap), limit)
         out, cursor = [], 0
         for part in parts:
             if not part.strip():
@@ -86,7 +91,9 @@ class Chunker:
         units = section.units if section.units is not None else section.text.split("\n")
         if not units:
             return []
-        prefix_tokens = self._count([section.prefix])[0] + 1 if section.prefix else 0
+        prefix = self._short_prefix(section.prefix, room)
+        limit = room * MAX_CHARS_PER_TOKEN - (len(prefix) + 1 if prefix else 0)  # the prefix takes half at most
+        prefix_tokens = self._count([prefix])[0] + 1 if prefix else 0
         room = max(8, room - prefix_tokens)
         counts = self._count(units)
         # Start line of every unit (a unit may hold several lines, e.g. a quoted CSV field).
@@ -96,7 +103,7 @@ class Chunker:
             line += u.count("\n") + 1
         blanks = {i for i in range(1, len(units)) if not units[i - 1].strip()}
         out = []
-        for i, j in pack(counts, room, section.breaks, blanks):
+        for i, j in pack(counts, room, section.breaks, blanks, [len(u) + 1 for u in units], limit):
             while i < j and not units[i].strip():
                 i += 1
             while j > i and not units[j - 1].strip():
@@ -110,11 +117,23 @@ class Chunker:
             elif section.unit and section.unit != "line":
                 meta.update({f"{section.unit}_start": i, f"{section.unit}_end": j - 1})
             body = "\n".join(units[i:j])
-            texts = [body] if j - i > 1 or counts[i] <= room else self._split_sentences(body, room, 0)
+            if j - i > 1 or (counts[i] <= room and len(body) <= limit):
+                texts = [body]
+            else:  # one unit too long for a chunk
+                texts = cap_chars(self._split_sentences(body, room, 0), limit)
             for text in texts:
-                full = f"{section.prefix}\n{text}" if section.prefix else text
+                full = f"{prefix}\n{text}" if prefix else text
                 out.append(self._piece(doc, section, label, full, dict(meta)))
         return out
+
+    def _short_prefix(self, prefix: str, room: int) -> str:
+        """The text repeated at the top of every chunk (a CSV header), cut to half the room at most: a header of
+        thousands of columns would otherwise leave 8 tokens per chunk and be copied into each of them."""
+        half = room // 2
+        prefix = prefix[: half * MAX_CHARS_PER_TOKEN]
+        while prefix and self._count([prefix])[0] > half:
+            prefix = prefix[: len(prefix) * 3 // 4]
+        return prefix
 
     @staticmethod
     def _label(section: Section, i: int, j: int) -> str:
@@ -129,24 +148,28 @@ class Chunker:
         return " > ".join(p for p in (section.section, text) if p)
 
     def _piece(self, doc: Document, section: Section, label: str, text: str, meta: dict[str, Scalar]) -> Piece:
-        meta.update(kind=doc.kind, title=doc.title, section=label)
+        meta.update(kind=doc.kind, title=doc.title[:MAX_HEADER_CHARS], section=label[:MAX_HEADER_CHARS])
         if section.page is not None:
             meta["page"] = section.page
         return Piece(text=text, embed_text=f"{_header(doc.title, label)}\n{text}", metadata=meta)
 
 
-def pack(counts: Sequence[int], room: int, breaks: set[int], blanks: set[int]) -> list[tuple[int, int]]:
-    """Greedy windows [i, j) of whole units within `room` tokens.
+def pack(counts: Sequence[int], room: int, breaks: set[int], blanks: set[int],
+         lengths: Sequence[int] | None = None, max_length: int | None = None) -> list[tuple[int, int]]:
+    """Greedy windows [i, j) of whole units within `room` tokens (and `max_length` characters, when `lengths`
+    gives each unit's).
 
     When a window overflows it is cut back to the last preferred start (a definition, else after a blank line) in
     its second half, so a function or paragraph is not split if a nearby cut keeps it whole. A single unit larger
-    than `room` becomes its own window (the caller splits it by sentences).
+    than `room` (or `max_length`) becomes its own window (the caller splits it by sentences).
     """
     ranges, i, n = [], 0, len(counts)
+    sized = lengths is not None and max_length is not None
     while i < n:
-        total, j = 0, i
-        while j < n and total + counts[j] <= room:
+        total, chars, j = 0, 0, i
+        while j < n and total + counts[j] <= room and (not sized or chars + lengths[j] <= max_length):
             total += counts[j]
+            chars += lengths[j] if sized else 0
             j += 1
         if j == i:
             ranges.append((i, i + 1))
@@ -162,6 +185,20 @@ def pack(counts: Sequence[int], room: int, breaks: set[int], blanks: set[int]) -
         ranges.append((i, j))
         i = j
     return ranges
+
+
+def cap_chars(parts: Sequence[str], limit: int) -> list[str]:
+    """The parts, those longer than `limit` characters cut into pieces of at most `limit` (after the last
+    whitespace in a piece's second half, if there is one there). Nothing is dropped: the pieces of a part join
+    back into it."""
+    out = []
+    for part in parts:
+        while len(part) > limit:
+            cut = max(part.rfind(" ", limit // 2, limit), part.rfind("\n", limit // 2, limit)) + 1 or limit
+            out.append(part[:cut])
+            part = part[cut:]
+        out.append(part)
+    return out
 
 
 def _header(title: str, section: str) -> str:

@@ -2,13 +2,14 @@
 
 `walk` expands files and folders into regular files, skipping hidden entries and tool folders, special files
 (FIFOs, sockets), empty and oversized files, names that cannot be stored, and symlinks that lead outside the given
-folders; every skip gets one (path, reason) record. `decode` reads bytes as UTF-8 with a stated fallback. This
+folders; every skip gets one (path, reason, code) record. `decode` reads bytes as UTF-8 with a stated fallback. This
 module does not parse file formats (see `indexes.readers`).
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import stat
 import unicodedata
@@ -45,11 +46,11 @@ def walk(paths: Iterable[str | os.PathLike[str]], max_bytes: int) -> WalkResult:
     for p in paths:
         shown = os.path.abspath(os.fspath(p))
         if os.path.islink(shown) and not os.path.exists(shown):
-            result.failed.append(FileIssue(shown, "broken symlink (its target does not exist)"))
+            result.failed.append(_dead_link(shown))
             result.roots.append(shown)
             continue
         if not os.path.exists(shown):
-            result.failed.append(FileIssue(shown, "no such file or directory"))
+            result.failed.append(FileIssue(shown, "no such file or directory", "missing"))
             result.roots.append(shown)
             continue
         given.append((shown, os.path.realpath(shown)))
@@ -60,7 +61,7 @@ def walk(paths: Iterable[str | os.PathLike[str]], max_bytes: int) -> WalkResult:
         if os.path.isdir(real):
             _walk_dir(real, result, max_bytes, seen, visited_dirs)
         elif bad_name := odd_name_reason(os.path.basename(shown)):
-            result.skipped.append(FileIssue(_printable(shown), bad_name))
+            result.skipped.append(FileIssue(_printable(shown), bad_name, "bad_name"))
         else:  # a file named on the command line is taken even if hidden
             _consider_file(real, shown, result, max_bytes, seen)
     return result
@@ -81,10 +82,10 @@ def _walk_dir(top: str, result: WalkResult, max_bytes: int, seen: set[str], visi
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except PermissionError:
-            result.failed.append(FileIssue(folder, "permission denied (cannot list the folder)"))
+            result.failed.append(FileIssue(folder, "permission denied (cannot list the folder)", "permission"))
             continue
         except OSError as exc:
-            result.failed.append(FileIssue(folder, f"cannot list the folder: {exc.strerror or exc}"))
+            result.failed.append(FileIssue(folder, f"cannot list the folder: {exc.strerror or exc}", "unreadable"))
             continue
         subdirs = []
         for entry in entries:
@@ -93,15 +94,16 @@ def _walk_dir(top: str, result: WalkResult, max_bytes: int, seen: set[str], visi
             shown = os.path.join(folder, entry.name)
             bad_name = odd_name_reason(entry.name)
             if bad_name:
-                result.skipped.append(FileIssue(_printable(shown), bad_name))
+                result.skipped.append(FileIssue(_printable(shown), bad_name, "bad_name"))
                 continue
             if entry.is_symlink():
                 target = os.path.realpath(shown)
                 if not os.path.exists(target):
-                    result.skipped.append(FileIssue(shown, "broken symlink (its target does not exist)"))
+                    result.skipped.append(_dead_link(shown))
                     continue
                 if not _inside_roots(target, result.roots):
-                    result.skipped.append(FileIssue(shown, f"symlink points outside the ingested folders ({target})"))
+                    result.skipped.append(
+                        FileIssue(shown, f"symlink points outside the ingested folders ({target})", "outside"))
                     continue
                 if os.path.isdir(target):
                     subdirs.append(target)
@@ -118,6 +120,16 @@ def _walk_dir(top: str, result: WalkResult, max_bytes: int, seen: set[str], visi
         stack.extend(reversed(subdirs))
 
 
+def _dead_link(shown: str) -> FileIssue:
+    """A symlink whose target cannot be reached: a loop, or a target that does not exist."""
+    try:
+        os.stat(shown)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return FileIssue(shown, "symlink loop (it leads back to itself)", "link_loop")
+    return FileIssue(shown, "broken symlink (its target does not exist)", "broken_link")
+
+
 def _consider_file(real: str, shown: str, result: WalkResult, max_bytes: int, seen: set[str]) -> None:
     if real in seen:  # the same file reached through a symlink and directly
         return
@@ -125,21 +137,22 @@ def _consider_file(real: str, shown: str, result: WalkResult, max_bytes: int, se
     try:
         st = os.stat(real)
     except PermissionError:
-        result.failed.append(FileIssue(shown, "permission denied"))
+        result.failed.append(FileIssue(shown, "permission denied", "permission"))
         return
     except OSError as exc:
-        result.failed.append(FileIssue(shown, f"cannot stat: {exc.strerror or exc}"))
+        result.failed.append(FileIssue(shown, f"cannot stat: {exc.strerror or exc}", "unreadable"))
         return
     if not stat.S_ISREG(st.st_mode):
         what = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
-        result.skipped.append(FileIssue(shown, f"not a regular file ({what})"))
+        result.skipped.append(FileIssue(shown, f"not a regular file ({what})", "not_regular"))
         return
     result.present.add(real)
     if st.st_size == 0:
-        result.skipped.append(FileIssue(shown, "empty file"))
+        result.skipped.append(FileIssue(shown, "empty file", "empty"))
     elif st.st_size > max_bytes:
         result.skipped.append(FileIssue(
-            shown, f"file is {st.st_size:,} bytes, over max_file_bytes ({max_bytes:,}; raise AGENTMEM_MAX_FILE_BYTES)"))
+            shown, f"file is {st.st_size:,} bytes, over max_file_bytes ({max_bytes:,}; raise AGENTMEM_MAX_FILE_BYTES)",
+            "too_large"))
     else:
         result.files.append(Candidate(real, st.st_size))
 

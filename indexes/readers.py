@@ -24,11 +24,19 @@ from indexes.records import Document, Kind, Section
 
 
 class SkipFile(Exception):
-    """Nothing to index in this file (no text); reported as skipped, not failed."""
+    """Nothing to index in this file (no text); reported as skipped, not failed. `code`: see records.ISSUE_CODES."""
+
+    def __init__(self, message: str, code: str = "no_text"):
+        super().__init__(message)
+        self.code = code
 
 
 class ReadError(Exception):
-    """The file cannot be read as its kind (corrupt, invalid); reported as failed with this message."""
+    """The file cannot be read as its kind (corrupt, invalid); reported as failed with this message and `code`."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
 
 
 EXTENSIONS: dict[str, Kind] = {
@@ -44,6 +52,7 @@ EXTENSIONS: dict[str, Kind] = {
 CODE_EXTENSIONS = frozenset(
     [".py", ".pyi", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".kts", ".scala", ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".cs", ".rb", ".php", ".swift", ".m", ".mm", ".r", ".jl", ".lua", ".pl", ".sh", ".bash", ".zsh", ".fish", ".ps1", ".sql", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".xml", ".proto", ".graphql", ".tf", ".hcl", ".gradle", ".cmake", ".el", ".clj", ".ex", ".exs", ".erl", ".hs", ".ml", ".dart", ".vue", ".svelte", ".css", ".scss", ".sass", ".less"])
 CODE_NAMES = frozenset({"Dockerfile", "Makefile", "Containerfile", "Jenkinsfile", "CMakeLists.txt", "Rakefile"})
+MAX_TITLE_CHARS = 200
 _ROTATED_LOG = re.compile(r"\.log\.\d+$")
 # Lines starting with a date or time: 2024-01-02, 02/01/2024, [12:00:01], Jan  2 10:00:00
 _LOG_LINE = re.compile(
@@ -75,16 +84,17 @@ def detect_kind(path: str, head: bytes) -> Kind | None:
 def read_document(path: str, data: bytes) -> Document:
     kind = detect_kind(path, data[:8192])
     if kind is None:
-        raise SkipFile(f"binary file ({os.path.splitext(path)[1] or 'no extension'}; not a supported format)")
+        raise SkipFile(f"binary file ({os.path.splitext(path)[1] or 'no extension'}; not a supported format)",
+                       "binary")
     name = os.path.basename(path)
     if kind == "pdf":
-        return _pdf(path, name)
+        return _without_surrogates(_pdf(path, name))
     try:
         text, note = decode(data)
     except ValueError as exc:
-        raise SkipFile(str(exc)) from None
+        raise SkipFile(str(exc), "binary") from None
     if not text.strip():
-        raise SkipFile("empty file (no text)")
+        raise SkipFile("empty file (no text)", "empty")
     if kind == "text":  # plain text may really be a log or a chat export
         lines = [ln for ln in text.split("\n")[:40] if ln.strip()]
         if lines and sum(bool(_CHAT_LINE.match(ln)) for ln in lines) >= 0.6 * len(lines):
@@ -92,11 +102,29 @@ def read_document(path: str, data: bytes) -> Document:
         elif lines and sum(bool(_LOG_LINE.match(ln)) for ln in lines) >= 0.6 * len(lines):
             kind = "log"
     reader = _READERS[kind]
-    doc = reader(text, name)
+    doc = _without_surrogates(reader(text, name))
+    doc.title = doc.title[:MAX_TITLE_CHARS]  # stored with every chunk: a 300 KB <title> would be copied into each
     if note:
         doc.note = note if not doc.note else f"{doc.note}; {note}"
     if not any(s.text.strip() for s in doc.sections):
         raise SkipFile("no text to index (only headings or empty records)")
+    return doc
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(doc: Document) -> Document:
+    """Lone UTF-16 surrogates (from JSON escapes such as "\\ud800") become U+FFFD: no UTF-8 can hold them, so the
+    tokenizer and Chroma would refuse the whole file."""
+    def fix(s: str) -> str:
+        return _SURROGATE.sub("\ufffd", s)
+
+    doc.title = fix(doc.title)
+    for sec in doc.sections:
+        sec.text, sec.section, sec.prefix = fix(sec.text), fix(sec.section), fix(sec.prefix)
+        sec.units = None if sec.units is None else [fix(u) for u in sec.units]
+        sec.labels = {k: fix(v) for k, v in sec.labels.items()}
     return doc
 
 
@@ -211,7 +239,7 @@ def _pdf(path: str, name: str) -> Document:
         last = getattr(exc, "last_attempt", None)  # PDFReader retries through tenacity; report the real error
         if last is not None and last.exception() is not None:
             cause = last.exception()
-        raise ReadError(f"cannot read the PDF ({type(cause).__name__}: {str(cause)[:200]})") from None
+        raise ReadError(f"cannot read the PDF ({type(cause).__name__}: {str(cause)[:200]})", "invalid_pdf") from None
     sections = [Section(text=p.text, page=i + 1, section=f"page {p.metadata.get('page_label', i + 1)}")
                 for i, p in enumerate(pages) if p.text and p.text.strip()]
     if not sections:
@@ -227,7 +255,7 @@ def _code(text: str, name: str) -> Document:
     if name.endswith((".py", ".pyi")):
         try:
             section.breaks, section.labels = _python_definitions(text, len(lines))
-        except (SyntaxError, ValueError, RecursionError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # MemoryError: the parser's stack overflowed
             pass  # not valid Python: blank lines still give decent cut points
     return Document("code", name, [section])
 
@@ -272,7 +300,18 @@ def _json(text: str, name: str) -> Document:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReadError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ReadError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "invalid_json") from None
+    except RecursionError:
+        raise ReadError("JSON nested too deeply to read", "too_deep") from None
+    except ValueError as exc:  # not a syntax error: e.g. an integer of more than 4,300 digits
+        raise ReadError(f"invalid JSON: {str(exc)[:200]}", "invalid_json") from None
+    try:
+        return _json_document(data, name)
+    except RecursionError:  # loads() takes a little less depth than dumps() needs
+        raise ReadError("JSON nested too deeply to index", "too_deep") from None
+
+
+def _json_document(data: Any, name: str) -> Document:
     chats = _chat_sections(data)
     if chats:
         return Document("chat", name, chats)
@@ -307,10 +346,10 @@ def _jsonl(text: str, name: str) -> Document:
         if line.strip():
             try:
                 records.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # ValueError includes JSONDecodeError
                 bad += 1
     if not records:
-        raise ReadError("no line is valid JSON (not a JSON Lines file)")
+        raise ReadError("no line is valid JSON (not a JSON Lines file)", "invalid_jsonl")
     if sum(_message(r) is not None for r in records) >= 0.8 * len(records):
         units = [_message_line(m) if (m := _message(_loads(ln))) else ln for ln in lines]
         doc = Document("chat", name, [Section(text="\n".join(units), mode="lines", first_line=1, units=units)])
@@ -324,7 +363,7 @@ def _jsonl(text: str, name: str) -> Document:
 def _loads(line: str) -> Any:
     try:
         return json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -341,7 +380,7 @@ def _csv(text: str, name: str) -> Document:
             units.append("\n".join(physical[prev:reader.line_num]))
             prev = reader.line_num
     except (csv.Error, StopIteration) as exc:
-        raise ReadError(f"invalid CSV: {exc}") from None
+        raise ReadError(f"invalid CSV: {exc}", "invalid_csv") from None
     header = "\n".join(physical[:header_lines])
     return Document("csv", name, [Section(text="\n".join(units), mode="lines", first_line=header_lines + 1,
                                           units=units, prefix=header)])
@@ -375,6 +414,14 @@ def _message(obj: Any) -> tuple[str, str, str] | None:
     return speaker, body, _when(when)
 
 
+def _seconds(value: Any) -> float:
+    """A message time as a number to sort by (0 when it is not one: exports mix numbers, strings and nulls)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+
+
 def _when(value: Any) -> str:
     """Epoch seconds (ChatGPT, Slack) as a readable UTC time; anything else as given."""
     if isinstance(value, int | float) or (isinstance(value, str) and re.fullmatch(r"\d{9,11}(\.\d+)?", value)):
@@ -397,7 +444,7 @@ def _chat_sections(data: Any) -> list[Section] | None:
     if items and all(isinstance(c, dict) and isinstance(c.get("mapping"), dict) for c in items):
         for conv in items:  # ChatGPT conversations.json
             nodes = [n.get("message") for n in conv["mapping"].values() if isinstance(n, dict)]
-            msgs = sorted((n for n in nodes if isinstance(n, dict)), key=lambda n: n.get("create_time") or 0)
+            msgs = sorted((n for n in nodes if isinstance(n, dict)), key=lambda n: _seconds(n.get("create_time")))
             parsed = [m for m in (_message(n) for n in msgs) if m and m[1].strip()]
             conversations.append((str(conv.get("title") or "conversation"), parsed))
     elif isinstance(data, dict) and isinstance(data.get("messages"), list):

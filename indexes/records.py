@@ -1,11 +1,12 @@
 """Typed records of the knowledge index: sections, chunks, hits, sources, ingest reports and progress.
 
-Plain dataclasses with one serializer each (`to_dict`, JSON-ready). This module holds no logic beyond that: it does
-not read files, embed or talk to Chroma.
+Plain dataclasses with one serializer each (`to_dict`, JSON-ready), and `ingest_counts`, a report summed up as
+counts. This module holds no logic beyond that: it does not read files, embed or talk to Chroma.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -60,13 +61,42 @@ class Chunk:
 
 @dataclass(frozen=True)
 class FileIssue:
-    """A file that was skipped (nothing to do: empty, binary, too big, hidden link) or failed (could not be read)."""
+    """A file that was skipped (nothing to do: empty, binary, too big, hidden link) or failed (could not be read).
+
+    `reason` is for people; `code` names the kind of problem for counting (see `ISSUE_CODES`).
+    """
 
     path: str
     reason: str
+    code: str = "other"
 
     def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
+        return {"path": self.path, "reason": self.reason, "code": self.code}
+
+
+# What each FileIssue code means. "unexpected" is an error no reader named: a bug to report, never a clean failure.
+ISSUE_CODES = {
+    "empty": "empty file, or only whitespace",
+    "no_text": "nothing to index (only headings, empty records, a PDF without text)",
+    "binary": "binary or unsupported format",
+    "too_large": "over max_file_bytes",
+    "not_regular": "a FIFO, socket or device",
+    "bad_name": "a file name that cannot be stored (control characters, not UTF-8)",
+    "outside": "a symlink leading outside the ingested folders (not followed)",
+    "broken_link": "a symlink whose target does not exist",
+    "link_loop": "a symlink loop",
+    "missing": "a given path that does not exist",
+    "permission": "permission denied",
+    "unreadable": "another operating-system error while listing, examining or reading",
+    "invalid_pdf": "a PDF pypdf cannot read",
+    "invalid_json": "invalid JSON",
+    "invalid_jsonl": "no line is valid JSON",
+    "invalid_csv": "invalid CSV",
+    "too_deep": "nested too deeply to parse",
+    "unexpected": "an error no reader named (a bug)",
+    "other": "not classified",
+    "warning": "ingested, with a note (e.g. decoded as cp1252, some JSON Lines invalid)",
+}
 
 
 @dataclass
@@ -101,6 +131,32 @@ class IngestReport:
             "pruned": list(self.pruned),
             "seconds": round(self.seconds, 3),
         }
+
+
+def ingest_counts(report: IngestReport) -> dict[str, Any]:
+    """How one ingest went, as counts: every entry it met is counted once.
+
+    `tried` = `ingested` (read and indexed now) + `unchanged` (already indexed) + `skipped` + `failed`;
+    `skipped_by` and `failed_by` count entries per `FileIssue.code`; `unexpected` is the number of failures no
+    reader named (code "unexpected"), so `failed - unexpected` failed cleanly. Folders that could not be listed
+    count as one failed entry each (their contents were never seen).
+    """
+    skipped = Counter(i.code for i in report.skipped)
+    failed = Counter(i.code for i in report.failed)
+    return {
+        "tried": report.files + report.unchanged + len(report.skipped) + len(report.failed),
+        "ingested": report.files,
+        "unchanged": report.unchanged,
+        "skipped": len(report.skipped),
+        "failed": len(report.failed),
+        "unexpected": failed.get("unexpected", 0),
+        "warnings": len(report.warnings),
+        "chunks_added": report.chunks_added,
+        "chunks_removed": report.chunks_removed,
+        "skipped_by": dict(sorted(skipped.items())),
+        "failed_by": dict(sorted(failed.items())),
+        "seconds": round(report.seconds, 3),
+    }
 
 
 @dataclass(frozen=True)

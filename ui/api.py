@@ -7,13 +7,19 @@ routes live in ui.api_openai; this module holds no agent logic, only translation
 
 from __future__ import annotations
 
+import math
+import re
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from agentmem.errors import AgentmemError, Busy, ConfigError, Conflict, ModelError, NotFound
+from agentmem.memory import FactStatus, MissStatus
 from ui.security import require_key
 from ui.services import Services
 from ui.uploads import UploadTooLarge, destination, save_stream, unique_names
@@ -29,6 +35,45 @@ def error_status(exc: AgentmemError) -> int:
 def error_response(exc: AgentmemError) -> JSONResponse:
     return JSONResponse({"error": {"message": exc.message, "hint": exc.hint, "type": type(exc).__name__}},
                         status_code=error_status(exc))
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """Lone UTF-16 surrogates, which a JSON body may carry as "\\ud800" escapes, as U+FFFD: no UTF-8 (SQLite,
+    the tokenizer, a JSON response) can hold them."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with what a JSON response cannot carry made printable: lone surrogates, inf and nan."""
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def validation_error_response(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, except that the input it echoes cannot turn it into a 500 (a body of `Infinity`, or a lone
+    surrogate escape, made FastAPI's own handler fail while rendering)."""
+    return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def parse_status(kind: type[Enum], value: str | None) -> Any:
+    """An optional status filter from a query string: "" means none; an unknown value is the caller's mistake."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise AgentmemError(f"unknown status {value!r}",
+                            f"use one of: {', '.join(str(m.value) for m in kind)}") from None
 
 
 class TeachRequest(BaseModel):
@@ -80,8 +125,8 @@ def router(services: Services) -> APIRouter:
 
     @r.get("/facts", summary="Taught facts of a pool, oldest first")
     def facts(pool: str | None = None, status: str | None = None, search: str | None = None) -> list[dict]:
-        return [f.model_dump(mode="json") for f in
-                services.rt.memory.list_facts(services.pool(pool), status=status or None, search=search)]
+        return [f.model_dump(mode="json") for f in services.rt.memory.list_facts(
+            services.pool(pool), status=parse_status(FactStatus, status), search=search)]
 
     @r.post("/facts", status_code=201, summary="Teach a fact")
     def teach(body: TeachRequest) -> dict[str, Any]:
@@ -95,7 +140,7 @@ def router(services: Services) -> APIRouter:
     def misses(pool: str | None = None, status: str | None = None) -> list[dict]:
         return [
             m.model_dump(mode="json")
-            for m in services.rt.memory.list_misses(services.pool(pool), status or None)
+            for m in services.rt.memory.list_misses(services.pool(pool), parse_status(MissStatus, status))
         ]
 
     @r.post("/consolidate", status_code=202, summary="Start a consolidation run")

@@ -9,8 +9,10 @@ accepted and ignored: the agent decodes greedily.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,12 +23,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentmem.errors import AgentmemError
+from ui.api import without_surrogates
 from ui.security import require_key
 from ui.services import Services
 
 log = logging.getLogger(__name__)
 THREAD_HEADER = "X-Agentmem-Thread"
 MAX_THREAD_CHARS = 128
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # printable ASCII: what every client reads back from a header
 
 
 class MessageIn(BaseModel):
@@ -57,7 +61,7 @@ class ChatCompletionRequest(BaseModel):
 def _question(body: ChatCompletionRequest) -> str:
     for m in reversed(body.messages):
         if m.role == "user" and m.text().strip():
-            return m.text().strip()
+            return without_surrogates(m.text().strip())
     raise AgentmemError("no user message with text", 'send messages=[{"role": "user", "content": "..."}]')
 
 
@@ -65,6 +69,10 @@ def _thread(request: Request, body: ChatCompletionRequest) -> str:
     thread = (request.headers.get(THREAD_HEADER) or body.user or "").strip()
     if len(thread) > MAX_THREAD_CHARS:
         raise AgentmemError(f"thread id longer than {MAX_THREAD_CHARS} characters", "use a shorter id")
+    if thread and not _HEADER_SAFE.fullmatch(thread):
+        # It goes back in a response header: a `user` such as "Zoë" or "李" (or one with a control character or
+        # a lone surrogate escape) gets a stable ASCII thread id instead of a 500.
+        thread = "user-" + hashlib.sha256(thread.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return thread or uuid.uuid4().hex[:12]
 
 

@@ -19,6 +19,7 @@ from importlib.resources import files
 
 import gradio as gr
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 
 from agentmem.errors import AgentmemError
 from agentmem.settings import Settings
@@ -104,6 +105,10 @@ def create_app(settings: Settings, runtime: AgentRuntime | None = None, *, runne
     @app.exception_handler(AgentmemError)
     async def agentmem_error(_request: Request, exc: AgentmemError):
         return api.error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError):
+        return api.validation_error_response(exc)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

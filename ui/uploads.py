@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from agentmem.errors import AgentmemError
+from agentmem.errors import AgentmemError, Conflict
 from agentmem.settings import Settings
 from indexes.client import validate_pool
 
@@ -63,6 +63,13 @@ def destination(settings: Settings, pool: str, filename: str | None) -> Path:
     root = base.resolve()
     if not target.parent.resolve().is_relative_to(root) or (target.is_symlink()):
         raise AgentmemError(f"refusing to write the upload {filename!r} outside {base}", "rename the file")
+    # "a" and "a/b.md" cannot both be saved: one would have to be a file and a folder at once.
+    folders = [p for p in target.parents if p != base and p.is_relative_to(base)]
+    clash = target if target.is_dir() else next((p for p in folders if p.exists() and not p.is_dir()), None)
+    if clash is not None:
+        kind = "folder" if clash.is_dir() else "file"
+        raise Conflict(f"cannot save the upload {filename!r}: {clash.relative_to(base)} is already a {kind} "
+                       f"in {base}", "rename the file or its folder")
     return target
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from indexes.chunking import Chunker, pack
+from indexes.chunking import MAX_CHARS_PER_TOKEN, Chunker, pack
 from indexes.readers import ReadError, SkipFile, detect_kind, read_document
 from tests.ingest_corpus import make_pdf
 
@@ -183,3 +183,43 @@ def test_kind_detection_and_text_that_is_not_text():
         read_document("/d/a.txt", bytes(range(1, 32)) * 50)
     with pytest.raises(SkipFile, match="empty"):
         read_document("/d/a.txt", b"  \n\n \t\n")
+
+
+def test_chunks_are_capped_in_characters_too():
+    # MiniLM reads a word over 100 characters as one [UNK]: by tokens alone a 1 MB line was one 1 MB chunk.
+    c = chunker(size=60)
+    for name in ("/d/blob.txt", "/d/blob.log"):
+        pieces = c.chunk(read_document(name, b"0123456789abcdef" * 65536))
+        assert len(pieces) > 100 and max(len(p.text) for p in pieces) <= c.budget * MAX_CHARS_PER_TOKEN
+        assert "".join(p.text for p in pieces) == "0123456789abcdef" * 65536
+
+
+def test_a_wide_csv_header_is_cut_not_copied_whole_into_every_chunk():
+    data = (", ".join(f"column_{i}" for i in range(3000)) + "\n" + "1\n" * 600).encode()
+    c = chunker(size=60)
+    pieces = c.chunk(read_document("/d/wide.csv", data))
+    # Before: the 39 KB header was copied whole into every chunk, leaving 8 tokens for rows: 75 chunks, 2.8 MB.
+    assert len(pieces) <= 30 and sum(len(p.text) for p in pieces) < 10 * len(data)
+    assert all(p.text.startswith("column_0, column_1, ") and words([p.text])[0] <= c.budget for p in pieces)
+
+
+def test_long_titles_and_headings_stay_out_of_every_chunk_s_metadata():
+    doc = read_document("/d/h.md", ("# " + "h" * 100_000 + "\n\n" + "Some words here. " * 500).encode())
+    pieces = chunker().chunk(doc)
+    assert len(doc.title) <= 200 and all(len(p.metadata["title"]) <= 200 for p in pieces)
+    assert all(len(p.metadata["section"]) <= 200 for p in pieces)
+
+
+def test_json_that_python_cannot_hold_fails_with_a_named_reason():
+    with pytest.raises(ReadError, match="nested too deeply") as deep:
+        read_document("/d/deep.json", b"[" * 5000 + b"]" * 5000)
+    assert deep.value.code == "too_deep"
+    with pytest.raises(ReadError, match="invalid JSON") as big:
+        read_document("/d/big.json", b"[" + b"7" * 5000 + b"]")
+    assert big.value.code == "invalid_json"
+    doc = read_document("/d/e.jsonl", b'{"a": 1}\n' + b"[" * 5000 + b"]" * 5000 + b"\n" + b"7" * 5000 + b"\n")
+    assert doc.kind == "jsonl" and "2 line(s) are not valid JSON" in doc.note
+    doc = read_document("/d/s.json", b'{"text": "lone \\ud800 surrogate", "\\udfff": 1}')
+    assert "\ufffd" in doc.sections[0].text and chunker().chunk(doc)[0].text.encode()
+    doc = read_document("/d/m.py", b"x = " + b"-" * 6500 + b"1\n")  # ast.parse: MemoryError
+    assert doc.kind == "code" and chunker().chunk(doc)

@@ -87,3 +87,15 @@ def test_decode_utf8_bom_and_fallbacks():
     assert "latin-1" in note and text.endswith("latin-1 decodes it")
     with pytest.raises(ValueError, match="binary"):
         decode(bytes(range(1, 32)) * 20)
+
+
+def test_symlink_loops_are_named_and_every_issue_has_a_code(tmp_path):
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    os.symlink("self", tmp_path / "self")
+    os.symlink("missing", tmp_path / "dangling")
+    result = walk([tmp_path, tmp_path / "self"], max_bytes=100)
+    assert {os.path.basename(i.path): i.code for i in result.skipped} == {
+        "a": "link_loop", "b": "link_loop", "self": "link_loop", "dangling": "broken_link"}
+    assert [(os.path.basename(i.path), i.code) for i in result.failed] == [("self", "link_loop")]
+    assert "loop" in result.failed[0].reason

@@ -211,3 +211,18 @@ def test_memory_collection_is_per_pool(kb):
     assert kb.search_memory("capital Zorgonia", pool="alpha", k=5)[0].text.endswith("Plonk.")
     assert kb.forget("alpha", "fact-1") is True and kb.forget("alpha", "fact-1") is False
     assert [h.chunk_id for h in kb.search_memory("capital", pool="alpha", k=5)] == ["fact-2"]
+
+
+def test_ingest_counts_sum_up_a_report(kb, tmp_path):
+    from indexes.records import ingest_counts
+
+    exp = make_corpus(tmp_path / "corpus", outside=tmp_path / "outside")
+    counts = ingest_counts(kb.ingest([tmp_path / "corpus"]))
+    assert counts["tried"] == len(exp.good) + len(exp.skipped) + len(exp.failed)
+    assert (counts["ingested"], counts["unchanged"], counts["unexpected"]) == (len(exp.good), 0, 0)
+    assert counts["failed_by"] == {"invalid_json": 1, "invalid_pdf": 1}
+    assert counts["skipped_by"] == {"bad_name": 1, "binary": 1, "broken_link": 1, "empty": 1, "not_regular": 1,
+                                    "outside": 1, "too_large": 1}
+    again = ingest_counts(kb.ingest([tmp_path / "corpus"]))
+    assert (again["tried"], again["ingested"], again["unchanged"], again["chunks_added"]) == (
+        counts["tried"], 0, len(exp.good), 0)

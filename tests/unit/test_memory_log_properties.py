@@ -1,4 +1,5 @@
-"""Property tests: random fact histories keep the log's invariants, and both backends agree step by step."""
+"""Property tests: random fact and miss histories keep the log's invariants, and both backends agree step by step
+(also on searches with case folding, SQL wildcard characters and non-ASCII text)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from agentmem.errors import AgentmemError
-from agentmem.memory import Fact, FactStatus, InMemoryLog, Provenance, SqliteLog
+from agentmem.memory import Fact, FactStatus, InMemoryLog, Miss, MissStatus, Provenance, SqliteLog
+from agentmem.memory.records import Resolution, ResolutionKind
 
 POOLS = ["a", "b"]
 subjects = st.sampled_from([None, "Quenta", "quenta ", "Vell"])
 keys = st.sampled_from([None, "capital", "Capital", "moons"])
 new_statuses = st.sampled_from([FactStatus.PENDING, FactStatus.KNOWN, FactStatus.REJECTED])
-texts = st.text(alphabet="abc XYZ", min_size=1, max_size=12).filter(str.strip)
+texts = st.text(alphabet="abc XYZßİé😀%_'\x00", min_size=1, max_size=12).filter(str.strip)
+SEARCHES = ["a", "x", "ss", "ß", "i̇", "é", "%", "_", "'", "😀", "\x00"]
 
 
 def comparable(facts: list[Fact]) -> list[dict]:
@@ -34,6 +37,7 @@ class FactHistory(RuleBasedStateMachine):
         self.sqlite = SqliteLog(self.dir / "a.db")
         self.ids: list[tuple[str, str]] = []  # (pool, id) of every fact stored
         self.added = Counter()
+        self.misses: list[tuple[str, str]] = []  # (pool, id) of every miss stored
 
     def both(self, method: str, *args, **kwargs):
         """Call both stores; they must succeed together or fail with the same error type."""
@@ -82,6 +86,47 @@ class FactHistory(RuleBasedStateMachine):
     def consolidate(self, picks, pool) -> None:
         ids = [self.ids[i % len(self.ids)][1] for i in picks]
         self.both("mark_consolidated", pool, ids, "v1")  # ids of the other pool must make it fail as a whole
+
+    @rule(pool=st.sampled_from(POOLS), question=texts)
+    def miss(self, pool, question) -> None:
+        miss = Miss(pool=pool, question=question)
+        if self.both("add_miss", miss) is not None:
+            self.misses.append((pool, miss.id))
+
+    @precondition(lambda self: self.misses)
+    @rule(i=st.integers(0, 10_000), j=st.integers(0, 10_000), by_fact=st.booleans(),
+          doc=st.sampled_from(["/docs/a.md", "/docs/b é.md"]))
+    def resolve(self, i, j, by_fact, doc) -> None:
+        pool, miss_id = self.misses[i % len(self.misses)]
+        if by_fact and self.ids:  # a fact of the other pool must be refused by both
+            by = Resolution(kind=ResolutionKind.FACT, ref=self.ids[j % len(self.ids)][1])
+        else:
+            by = Resolution(kind=ResolutionKind.DOCUMENT, ref=doc)
+        self.both("resolve_miss", pool, miss_id, by)  # resolving again another way must conflict in both
+
+    @invariant()
+    def misses_agree(self) -> None:
+        for pool in POOLS:
+            misses = self.sqlite.list_misses(pool)
+            # Each store stamps its own resolved_at; everything else must match exactly.
+            assert [m.model_dump(exclude={"resolved_at"}) for m in misses] == [
+                m.model_dump(exclude={"resolved_at"}) for m in self.memory.list_misses(pool)]
+            assert len(misses) == sum(1 for p, _ in self.misses if p == pool)
+            facts = {f.id for f in self.sqlite.list_facts(pool)}
+            for m in misses:
+                assert (m.status is MissStatus.RESOLVED) == (m.resolved_by is not None) == (m.resolved_at is not None)
+                if m.resolved_by is not None and m.resolved_by.kind is ResolutionKind.FACT:
+                    assert m.resolved_by.ref in facts  # a fact of the same pool
+            for status in MissStatus:
+                assert [m.id for m in self.sqlite.list_misses(pool, status)] == [
+                    m.id for m in misses if m.status is status]
+
+    @invariant()
+    def searches_agree(self) -> None:
+        for pool in POOLS:
+            for term in SEARCHES:
+                assert comparable(self.sqlite.list_facts(pool, search=term)) == comparable(
+                    self.memory.list_facts(pool, search=term)), term
 
     @invariant()
     def stores_agree_and_invariants_hold(self) -> None:
