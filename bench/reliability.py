@@ -2,14 +2,19 @@
 consolidation run trains, publishes and switches the pool to a new adapter. Prints requests, failures, p50/p95
 latency, which adapters answered, and whether any response mentioned "database is locked".
 
-    .venv/bin/python bench/reliability.py [--clients 16] [--seconds 120] [--json out.json]
+    .venv/bin/python bench/reliability.py [--clients 16] [--seconds 120] [--hostile 1000] [--json out.json]
+
+It first ingests a generated hostile folder (tests/hostile_corpus.py: --hostile entries of broken, huge, nested,
+mis-encoded, linked and oddly named files) and prints how each ended (ingested, skipped or failed, by reason code;
+"unexpected" counts errors no reader named).
 
 Every request goes through the OpenAI-compatible endpoint (`POST /v1/chat/completions`, one thread per client).
 An answer counts as whole when `system_fingerprint` names the adapter that was active before the run ("base") or
 the one the run published; anything else (or an HTTP error, a timeout, an empty answer) is a failure. The
 consolidation uses a small training config and an open gate so that it publishes within the window (this measures
 serving during a switch, not what the adapter learns). Not a test; tests/integration/test_load.py runs it and
-asserts on its JSON. Kill-point and hostile-input figures come from their tests (see the README).
+asserts on its JSON. Kill points and pool isolation are proven by their tests (tests/integration/test_kill_points.py,
+test_consolidation_crash.py, tests/unit/test_isolation.py): their pass counts are the figures.
 """
 
 from __future__ import annotations
@@ -131,28 +136,62 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
     }
 
 
+def run_hostile(n_files: int, tmp: Path) -> dict:
+    from agentmem.settings import Settings
+    from indexes.records import ingest_counts
+    from indexes.store import KnowledgeBase
+    from tests.hostile_corpus import make_hostile_corpus, restore_permissions
+
+    exp = make_hostile_corpus(tmp / "corpus", tmp / "outside", n_files=n_files)
+    try:
+        kb = KnowledgeBase(Settings(home=tmp / "hostile-home"))
+        first = ingest_counts(kb.ingest([exp.root], pool="hostile"))
+        again = ingest_counts(kb.ingest([exp.root], pool="hostile"))
+        leaked = [h for h in kb.search("secret marker", "hostile", k=20) if str(exp.outside) in h.source]
+    finally:
+        restore_permissions(exp.root)
+    return {"first": first, "reingest_chunks_added": again["chunks_added"], "outside_hits": len(leaked)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--max-tokens", type=int, default=32, help="answer budget per request")
     ap.add_argument("--base-model", type=Path, default=None, help="converted checkpoint (default: the product's)")
+    ap.add_argument("--hostile", type=int, default=1000, help="entries in the hostile folder (0: skip)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    if args.base_model is None:
+    if args.base_model is None and args.clients:
         from agentmem.bootstrap import base_model_path
         from agentmem.settings import load_settings
 
         args.base_model = base_model_path(load_settings())
-    with tempfile.TemporaryDirectory(prefix="agentmem-load-") as tmp:
-        r = run_load(args.base_model, args.clients, args.seconds, args.max_tokens, Path(tmp) / "home")
+    with tempfile.TemporaryDirectory(prefix="agentmem-reliability-") as tmp:
+        hostile = run_hostile(args.hostile, Path(tmp)) if args.hostile else None
+        if hostile:
+            h = hostile["first"]
+            print(f"| hostile folder: {h['tried']} entries | value |\n|---|---|")
+            print(f"| ingested / unchanged | {h['ingested']} / {h['unchanged']} |")
+            print(f"| skipped by reason | {h['skipped_by']} |")
+            print(f"| failed by reason | {h['failed_by']} |")
+            print(f"| unexpected (unnamed) failures | {h['unexpected']} |")
+            print(f"| ingest seconds | {h['seconds']} |")
+            print(f"| re-ingest chunks added | {hostile['reingest_chunks_added']} |")
+            print(f"| search hits from outside the folder | {hostile['outside_hits']} |\n", flush=True)
+        r = run_load(args.base_model, args.clients, args.seconds, args.max_tokens, Path(tmp) / "home") \
+            if args.clients else {}
+    if not r:
+        if args.json:
+            args.json.write_text(json.dumps({"hostile": hostile}, indent=2, default=str))
+        return
     print(f"| load: {r['clients']} concurrent chats, {r['wall_s']} s, consolidation {r['run_status']} | value |")
     print("|---|---|")
     for key in ("requests", "failed", "p50_s", "p95_s", "adapters_seen", "answers_after_switch_from_new",
                 "database_locked"):
         print(f"| {key} | {r[key]} |")
     if args.json:
-        args.json.write_text(json.dumps(r, indent=2))
+        args.json.write_text(json.dumps(r | {"hostile": hostile}, indent=2, default=str))
 
 
 if __name__ == "__main__":
