@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sixteen_chats_through_an_adapter_switch(base_model_dir: Path, tmp_path: Path):
     out = tmp_path / "load.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "reliability.py"), "--clients", "16", "--seconds",
-                           "120", "--base-model", str(base_model_dir), "--json", str(out)],
+                           "120", "--hostile", "0", "--base-model", str(base_model_dir), "--json", str(out)],
                           capture_output=True, text=True, timeout=3600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
