@@ -72,8 +72,8 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
     stop_at = [time.monotonic() + seconds]
     try:
         for fact in FACTS:
-            code, body = post(f"{server.url}/api/teach", {"text": fact}, 120)
-            assert code == 200, body
+            code, body = post(f"{server.url}/api/facts", {"text": fact}, 120)
+            assert code == 201, body
 
         def client(i: int) -> None:
             n = 0
