@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agentmem.errors import AgentmemError, ModelError
 from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend
+from agentmem.llm.fairlock import FairRLock
 from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
 
@@ -64,7 +65,7 @@ class TransformersBackend(LLMBackend):
         self._base = model.to(self.device).eval()
         self._model = self._base  # becomes a PeftModel once an adapter is loaded
         self._adapters: dict[str, str] = {}
-        self._lock = threading.RLock()
+        self._lock = FairRLock()  # first come, first served: no request starves under load
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersBackend:
