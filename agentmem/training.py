@@ -159,6 +159,7 @@ class TrainResult:
     epoch_losses: list[float] = field(default_factory=list)
     skipped: int = 0  # example-passes skipped because the example was already learned
     unlearned: int = 0  # fact examples whose worst answer token was still above learned_loss when last seen
+    unlearned_questions: list[str] = field(default_factory=list)  # their questions (the first 20), to see which
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -331,6 +332,7 @@ class LoraRecipe:
             self.model.eval()
         seconds = time.perf_counter() - start
         self._trained = True
+        unlearned = [j for j in facts if learned is not None and worst[j] >= learned]
         self.result = TrainResult(
             steps=step,
             epochs=len(epoch_losses),
@@ -343,7 +345,8 @@ class LoraRecipe:
             device=str(self.device),
             epoch_losses=epoch_losses,
             skipped=skipped,
-            unlearned=sum(1 for j in facts if learned is not None and worst[j] >= learned),
+            unlearned=len(unlearned),
+            unlearned_questions=[examples[encoded[j].index].question for j in unlearned[:20]],
         )
         return self.result
 

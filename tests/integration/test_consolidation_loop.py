@@ -21,8 +21,9 @@ agentmem = cli
 @pytest.fixture
 def env(base_model_dir, agentmem_home):
     # The loop, not the regression gate, is under test here (the gate has its own tests), so only the recall
-    # check stays strict.
-    return cli_env(agentmem_home, base_model_dir, {"epochs": 6, "lr": 3e-3}, **OPEN_GATE)
+    # check stays strict. The default epoch cap with early stopping, not a fixed 6 epochs: 6 left one of the two
+    # facts unlearned on CI's CPU (recall 0.5) while passing here, so training runs until every fact is learned.
+    return cli_env(agentmem_home, base_model_dir, {"lr": 3e-3}, **OPEN_GATE)
 
 
 def closed_book(env) -> dict:
