@@ -61,7 +61,7 @@ class Nodes:
         if not state.get("retrieval", True):
             return {"hits": []}
         q, pool, k = state["question"], state["pool"], self.s.top_k
-        hits = [_doc_hit(h) for h in self.deps.knowledge.search(q, pool, k=k)]
+        hits = [doc_source(h) for h in self.deps.knowledge.search(q, pool, k=k)]
         hits += [_memory_hit(h) for h in self.deps.knowledge.search_memory(q, pool, k=k)]
         return {"hits": hits}
 
@@ -189,7 +189,8 @@ def _history(messages: list[dict], turns: int) -> list[ChatMessage]:
     return [{"role": m["role"], "content": m["content"]} for m in tail if m["role"] in ("user", "assistant")]
 
 
-def _doc_hit(hit) -> Source:
+def doc_source(hit) -> Source:
+    """A retrieved document chunk as an answer source (shared by the agent and the miss resolver)."""
     out: Source = {"kind": "document", "source": hit.source, "title": hit.title, "section": hit.section,
                    "score": float(hit.score), "text": hit.text}
     for attr in ("page", "line_start", "line_end"):
