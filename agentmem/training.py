@@ -63,6 +63,11 @@ class TrainConfig:
     # A fact example is learned once its worst answer token's loss is below this (p > 0.9 at 0.1): learned examples
     # are skipped in later epochs, and training stops early once a check finds all of them learned. None = off.
     learned_loss: float | None = 0.1
+    # Rehearsal examples (general prompts, no fact) learn the base model's whole next-token distribution (its top
+    # `distill_top_k` tokens, by KL divergence) over the user's prompt and the reply, not only its greedy reply:
+    # that holds far more of the base model's behaviour in place per example. False = plain cross-entropy.
+    distill_rehearsal: bool = True
+    distill_top_k: int = 32
     # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True
     # Run each batch as one sequence holding the shared prompt head (system prompt, turn markers) once.
@@ -94,6 +99,8 @@ class TrainConfig:
             problems.append("max_seq_len must be >= 16")
         if self.grad_clip <= 0:
             problems.append("grad_clip must be > 0")
+        if self.distill_top_k < 1:
+            problems.append("distill_top_k must be >= 1")
         if self.learned_loss is not None and self.learned_loss <= 0:
             problems.append("learned_loss must be > 0 or None")
         if self.device not in ("auto", "cpu", "cuda") or self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -197,6 +204,16 @@ def encode_example(tokenizer: Any, example: Example, config: TrainConfig) -> tup
     return ids, labels[: config.max_seq_len]
 
 
+def _distill_labels(tokenizer: Any, ids: list[int], config: TrainConfig) -> list[int]:
+    """Labels that also cover the user's turn (everything after the system prompt's own tokens), for distillation."""
+    head = 0
+    if config.system_prompt:
+        system = tokenizer.apply_chat_template([{"role": "system", "content": config.system_prompt}], tokenize=False)
+        head_ids = tokenizer(system, add_special_tokens=False)["input_ids"]
+        head = len(head_ids) if ids[: len(head_ids)] == head_ids else 0
+    return [IGNORE] * head + list(ids[head:])
+
+
 class LoraRecipe:
     """setup(base model) -> train(examples) -> save(folder) -> cleanup(). One adapter per recipe object."""
 
@@ -209,6 +226,7 @@ class LoraRecipe:
         self.layers: tuple[int, int] | None = None  # [first, last) decoder layers adapted, known after setup
         self.result: TrainResult | None = None
         self._trained = False
+        self._teacher: dict[int, Any] = {}  # example -> the base model's top-k (ids, log-probs) while distilling
         self._packable = False
         self._prev_threads: int | None = None
 
@@ -271,14 +289,7 @@ class LoraRecipe:
         if self.model is None:
             raise AgentmemError("the recipe is not set up", "call setup(base_model_dir) first")
         cfg = self.config
-        encoded = []
-        for i, ex in enumerate(examples):
-            enc = encode_example(self.tokenizer, ex, cfg)
-            if enc is not None and any(label != IGNORE for label in enc[1][1:]):
-                encoded.append(_Encoded(enc[0], enc[1], i))
-        if not encoded:
-            raise AgentmemError("nothing to train on", f"all examples are empty or longer than {cfg.max_seq_len} tokens")
-
+        encoded, facts, distilled = self._encode(examples)
         rng = random.Random(cfg.seed)
         torch.manual_seed(cfg.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -286,7 +297,6 @@ class LoraRecipe:
         planned = total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs  # the lr schedule's length
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
-        facts = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is not None] or list(range(len(encoded)))
         is_fact = set(facts)
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
@@ -298,6 +308,7 @@ class LoraRecipe:
         learned = cfg.learned_loss
         try:
             with _only_layers(decoder, frozen):
+                self._teacher = self._teach(distilled, encoded, cached)
                 for epoch in range(cfg.epochs):
                     if learned is not None and epoch > 0 and all(worst[j] < learned for j in facts):
                         # Later steps can undo what an earlier one taught: confirm with one pass before stopping.
@@ -330,6 +341,7 @@ class LoraRecipe:
                     epoch_losses.append(sum(losses) / max(1, len(losses)))
         finally:
             self.model.eval()
+            self._teacher = {}
         seconds = time.perf_counter() - start
         self._trained = True
         unlearned = [j for j in facts if learned is not None and worst[j] >= learned]
@@ -349,6 +361,69 @@ class LoraRecipe:
             unlearned_questions=[examples[encoded[j].index].question for j in unlearned[:20]],
         )
         return self.result
+
+    def losses(self, examples: Sequence[Example]) -> list[float]:
+        """Each example's training loss under the current adapter, without training (distilled rows: KL from the
+        base model, so 0 before training). Examples that cannot be encoded are left out."""
+        import torch
+
+        encoded, _, distilled = self._encode(examples)
+        decoder = self.model.get_base_model().get_decoder()
+        frozen = self._frozen_below()
+        cached = self._run_frozen(encoded, frozen) if frozen else None
+        out: list[float] = []
+        try:
+            with _only_layers(decoder, frozen):
+                self._teacher = self._teach(distilled, encoded, cached)
+                with torch.no_grad():
+                    for k in range(0, len(encoded), self.config.batch_size):
+                        out += self._step(list(range(k, min(k + self.config.batch_size, len(encoded)))), encoded,
+                                          cached)[1]
+        finally:
+            self._teacher = {}
+        return out
+
+    def _encode(self, examples: Sequence[Example]) -> tuple[list[_Encoded], list[int], list[int]]:
+        """(encoded examples, indices of fact examples, indices of those distilled from the base model)."""
+        if self.model is None:
+            raise AgentmemError("the recipe is not set up", "call setup(base_model_dir) first")
+        cfg = self.config
+        encoded = []
+        for i, ex in enumerate(examples):
+            enc = encode_example(self.tokenizer, ex, cfg)
+            if enc is not None and any(label != IGNORE for label in enc[1][1:]):
+                encoded.append(_Encoded(enc[0], enc[1], i))
+        if not encoded:
+            raise AgentmemError("nothing to train on", f"all examples are empty or longer than {cfg.max_seq_len} tokens")
+        facts = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is not None]
+        # Distil only beside facts: without any, every example is trained on its own answer.
+        distilled = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is None] if (
+            cfg.distill_rehearsal and facts) else []
+        for j in distilled:
+            encoded[j] = _Encoded(encoded[j].input_ids, _distill_labels(self.tokenizer, encoded[j].input_ids, cfg),
+                                  encoded[j].index)
+        return encoded, facts or list(range(len(encoded))), distilled
+
+    def _teach(self, indices: list[int], encoded: list[_Encoded], cached: list[Any] | None) -> dict[int, Any]:
+        """The base model's top-k next-token log-probabilities at each labelled position of `indices` (adapter off)."""
+        import torch
+
+        teacher: dict[int, Any] = {}
+        if not indices:
+            return teacher
+        out = self.model.get_base_model().get_output_embeddings()
+        self.model.eval()
+        with torch.no_grad(), self.model.disable_adapter():
+            for k in range(0, len(indices), self.config.batch_size):
+                batch = indices[k : k + self.config.batch_size]
+                hidden, target, row_of, _ = self._forward(batch, encoded, cached)
+                chosen = target != IGNORE
+                logp = torch.log_softmax(out(hidden[chosen]).float(), dim=-1)
+                values, ids = logp.topk(self.config.distill_top_k, dim=-1)
+                rows = row_of[chosen]
+                for r, j in enumerate(batch):
+                    teacher[j] = (ids[rows == r], values[rows == r])
+        return teacher
 
     def _check(self, indices: list[int], encoded: list[_Encoded], cached: list[Any] | None, worst: list[float]) -> None:
         """Refresh the worst answer-token loss of `indices` with a forward pass (no dropout, no gradients)."""
@@ -416,21 +491,31 @@ class LoraRecipe:
         import torch
         import torch.nn.functional as F
 
-        rows = [encoded[j] for j in batch]
-        shared = _shared_head(rows) if self._packable else 0
-        if shared > 0 and len(rows) > 1:
-            hidden, target, row_of, n_tokens = self._forward_packed(batch, rows, cached, shared)
-        else:
-            hidden, target, row_of, n_tokens = self._forward_padded(batch, rows, cached)
+        hidden, target, row_of, n_tokens = self._forward(batch, encoded, cached)
         chosen = target != IGNORE
         # The vocabulary projection is a fifth of the model's work per token; run it only where there is a label.
         logits = self.model.get_base_model().get_output_embeddings()(hidden[chosen]).float()
         token_loss = F.cross_entropy(logits, target[chosen], reduction="none")
         row_of = row_of[chosen]
-        zeros = torch.zeros(len(rows), device=logits.device)
+        taught = [r for r, j in enumerate(batch) if j in self._teacher]
+        if taught:  # distilled rows: KL(base || adapted) over the base model's top-k tokens, instead of cross-entropy
+            mask = torch.isin(row_of, torch.tensor(taught, device=row_of.device))
+            ids = torch.cat([self._teacher[batch[r]][0] for r in taught])
+            ref = torch.cat([self._teacher[batch[r]][1] for r in taught])
+            got = torch.log_softmax(logits[mask], dim=-1).gather(1, ids)
+            token_loss = token_loss.masked_scatter(mask, _topk_kl(ref, got))
+        zeros = torch.zeros(len(batch), device=logits.device)
         per_example = zeros.index_add(0, row_of, token_loss) / zeros.index_add(0, row_of, torch.ones_like(token_loss))
         worst = zeros.scatter_reduce(0, row_of, token_loss.detach(), reduce="amax", include_self=False)
         return per_example.mean(), per_example.detach().cpu().tolist(), worst.cpu().tolist(), n_tokens
+
+    def _forward(self, batch: list[int], encoded: list[_Encoded], cached: list[Any] | None):
+        """Hidden states, next-token labels and row index of every position of `batch` (packed when possible)."""
+        rows = [encoded[j] for j in batch]
+        shared = _shared_head(rows) if self._packable else 0
+        if shared > 0 and len(rows) > 1:
+            return self._forward_packed(batch, rows, cached, shared)
+        return self._forward_padded(batch, rows, cached)
 
     def _forward_padded(self, batch: list[int], rows: list[_Encoded], cached: list[Any] | None):
         """Right-padded batch: hidden states of every position but the last, the next-token labels, row indices."""
@@ -534,6 +619,18 @@ def _shared_head(rows: list[_Encoded]) -> int:
     while k < n and all(r.input_ids[k] == first[k] for r in rows):
         k += 1
     return k
+
+
+def _topk_kl(ref: Any, got: Any) -> Any:
+    """KL(base || adapted) per token over the base model's top-k tokens plus one bucket for all the others: exact
+    for that coarser distribution, 0 when the two models agree. `ref`, `got`: (tokens, k) log-probabilities."""
+    import torch
+
+    def tail(logp: Any) -> Any:
+        return torch.log((1 - logp.exp().sum(-1)).clamp(min=1e-6))
+
+    ref_tail = tail(ref)
+    return (ref.exp() * (ref - got)).sum(-1) + ref_tail.exp() * (ref_tail - tail(got))
 
 
 @contextlib.contextmanager

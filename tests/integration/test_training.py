@@ -117,6 +117,25 @@ def test_same_seed_same_adapter_and_speedups_change_nothing(base_model_dir: Path
     assert all(torch.allclose(a[k], unpacked[k], atol=5e-4) for k in a)
 
 
+def test_rehearsal_is_distilled_from_the_base_model(base_model_dir: Path):
+    """General rehearsal rows are scored by KL divergence from the base model over the prompt and reply: exactly 0
+    while the adapter is still the identity, and small after training, while fact rows are trained on their
+    answers (cross-entropy) and fall."""
+    general = [Example("Why is the sky blue?", "Air scatters blue light more than red light.", "rehearsal"),
+               Example("Name a common fruit.", "An apple is a common fruit.", "rehearsal")]
+    recipe = LoraRecipe(small_config(layer_span=(0.9, 1.0), epochs=2))
+    recipe.setup(base_model_dir)
+    try:
+        facts = examples()[:3]
+        before = recipe.losses(facts + general)
+        assert all(abs(x) < 1e-5 for x in before[3:]) and all(x > 0.5 for x in before[:3])
+        recipe.train(facts + general)
+        after = recipe.losses(facts + general)
+        assert sum(after[:3]) < sum(before[:3]) and all(0 < x < 0.5 for x in after[3:])
+    finally:
+        recipe.cleanup()
+
+
 def test_cancel_between_steps_raises_and_leaves_nothing_to_save(base_model_dir: Path, tmp_path: Path):
     cancel = threading.Event()
     seen: list[int] = []
