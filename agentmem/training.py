@@ -68,6 +68,10 @@ class TrainConfig:
     # that holds far more of the base model's behaviour in place per example. False = plain cross-entropy.
     distill_rehearsal: bool = True
     distill_top_k: int = 32
+    # Rehearsal rows trained per epoch, as a fraction of the fact rows still being trained (at least 8), taken in
+    # turn so that all are seen: once most facts are learned, later epochs need not re-run every general prompt.
+    # None = every rehearsal row every epoch.
+    rehearsal_ratio: float | None = 0.5
     # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True
     # Run each batch as one sequence holding the shared prompt head (system prompt, turn markers) once.
@@ -99,6 +103,8 @@ class TrainConfig:
             problems.append("max_seq_len must be >= 16")
         if self.grad_clip <= 0:
             problems.append("grad_clip must be > 0")
+        if self.rehearsal_ratio is not None and self.rehearsal_ratio <= 0:
+            problems.append("rehearsal_ratio must be > 0 or None")
         if self.distill_top_k < 1:
             problems.append("distill_top_k must be >= 1")
         if self.learned_loss is not None and self.learned_loss <= 0:
@@ -298,6 +304,7 @@ class LoraRecipe:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
+        rehearse = _Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
         stopped_early = False
@@ -316,8 +323,9 @@ class LoraRecipe:
                         if all(worst[j] < learned for j in facts):
                             stopped_early = True
                             break
-                    active = [j for j in range(len(encoded)) if learned is None or j not in is_fact or worst[j] >= learned]
-                    skipped += len(encoded) - len(active)
+                    active = [j for j in facts if learned is None or worst[j] >= learned]
+                    skipped += len(facts) - len(active)
+                    active += rehearse.take(len(active))
                     total = step + math.ceil(len(active) / cfg.batch_size) * (cfg.epochs - epoch)
                     losses: list[float] = []
                     self.model.train()
@@ -653,6 +661,25 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     span = max(1, total - warmup)
     return max(0.1, 1.0 - 0.9 * (step - warmup) / span)
+
+
+class _Rotation:
+    """Rehearsal rows handed out in a seeded order, `ratio` of the fact rows at a time (at least 8), wrapping
+    around, so that every row is trained about equally often; all of them each time when `ratio` is None."""
+
+    MIN = 8
+
+    def __init__(self, rows: list[int], ratio: float | None, rng: random.Random):
+        self.rows, self.ratio, self.next = list(rows), ratio, 0
+        rng.shuffle(self.rows)
+
+    def take(self, n_facts: int) -> list[int]:
+        if self.ratio is None:
+            return list(self.rows)
+        k = min(len(self.rows), max(self.MIN, math.ceil(self.ratio * n_facts)))
+        out = [self.rows[(self.next + i) % len(self.rows)] for i in range(k)]
+        self.next = (self.next + k) % max(1, len(self.rows))
+        return out
 
 
 def _batches(active: list[int], encoded: list[_Encoded], size: int, rng: random.Random) -> list[list[int]]:

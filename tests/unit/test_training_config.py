@@ -13,7 +13,9 @@ from agentmem.training import (
     IGNORE,
     TrainConfig,
     _batches,
+    _distill_labels,
     _Encoded,
+    _Rotation,
     _lr_factor,
     _shared_head,
     encode_example,
@@ -137,3 +139,27 @@ def test_shared_head_stops_at_the_first_difference_and_before_any_label():
     c = _Encoded([1, 2, 3, 4, 7, 7], [x, x, 3, 4, 7, 7], 2)  # labels from position 2: head must end before 1
     assert _shared_head([a, c]) == 1
     assert _shared_head([a, _Encoded([8, 2], [x, 2], 3)]) == 0
+
+
+def test_rehearsal_rotation_takes_a_share_of_the_facts_and_sees_every_row():
+    rows = list(range(100, 130))
+    rot = _Rotation(rows, 0.5, random.Random(0))
+    first = rot.take(40)
+    assert len(first) == 20 and len(set(first)) == 20
+    second = rot.take(2)
+    assert len(second) == _Rotation.MIN  # never fewer than 8 beside the last unlearned facts
+    third = rot.take(2)  # in turn: the two rows not yet trained come first, then it wraps around
+    assert set(first + second + third[:2]) == set(rows) and third[2:] == first[:6]
+    assert sorted(rot.take(1000)) == rows  # more than there are: each row once
+    assert _Rotation(rows, None, random.Random(0)).take(1) == _Rotation(rows, None, random.Random(0)).take(1)
+    assert sorted(_Rotation(rows, None, random.Random(0)).take(1)) == rows
+
+
+def test_distilled_rows_cover_everything_after_the_system_prompt():
+    tok = CharTokenizer()
+    cfg = TrainConfig(system_prompt="S")
+    ids, _ = encode_example(tok, Example("Q?", "A.", "rehearsal"), cfg)
+    head = len("<system>S$\n")
+    labels = _distill_labels(tok, ids, cfg)
+    assert labels[:head] == [IGNORE] * head and labels[head:] == ids[head:]
+    assert _distill_labels(tok, ids, TrainConfig(system_prompt=None)) == ids
