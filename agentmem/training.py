@@ -17,16 +17,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from agentmem.errors import AgentmemError, ConfigError, ModelError
 from agentmem.synthesize import Example
+from agentmem.train_config import ALL_LINEAR, CONFIG_FILE, TrainConfig, atomic_write
+from agentmem.train_rows import (
+    IGNORE,
+    Encoded,
+    Rotation,
+    batches,
+    distill_labels,
+    encode_example,
+    shared_head,
+)
 
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-CONFIG_FILE = "train_config.json"
-IGNORE = -100
+__all__ = ["ALL_LINEAR", "CONFIG_FILE", "Cancelled", "LoraRecipe", "Progress", "TrainConfig", "TrainResult",
+           "encode_example"]
+
 _CACHEABLE = {"llama", "mistral", "qwen2", "qwen3"}
 
 
@@ -34,117 +44,6 @@ class Cancelled(AgentmemError):
     """Training was cancelled between steps; nothing was saved."""
 
     exit_code = 130
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the adapter; saved as train_config.json beside it.
-
-    Defaults were chosen with bench/train_speed.py on SmolLM2-135M on a 2-core CPU (see the README)."""
-
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ALL_LINEAR
-    # The part of the decoder stack to adapt, as fractions of its depth: (0.25, 1.0) = the top three quarters
-    # (layers 8-29 of 30). Layers below carry no LoRA, so they run once up front instead of every step.
-    layer_span: tuple[float, float] = (0.0, 1.0)
-    lr: float = 2e-3
-    # A cap, not a schedule: examples already learned (learned_loss) are skipped, and training stops once all are.
-    # 12 rather than 4: on long fictional sentences 4 epochs left 59 of 102 examples unlearned (trained phrasings
-    # recalled 62%); with 12, 1 of 102 (100%), at 67 steps instead of 28 (bench/consolidate.py, README).
-    epochs: int = 12
-    batch_size: int = 16
-    max_seq_len: int = 256
-    warmup_steps: int = 4
-    grad_clip: float = 1.0
-    seed: int = 0
-    completion_only: bool = True  # loss on the answer tokens only (the prompt is given at inference)
-    # A fact example is learned once its worst answer token's loss is below this (p > 0.9 at 0.1): learned examples
-    # are skipped in later epochs, and training stops early once a check finds all of them learned. None = off.
-    learned_loss: float | None = 0.1
-    # Rehearsal examples (general prompts, no fact) learn the base model's whole next-token distribution (its top
-    # `distill_top_k` tokens, by KL divergence) over the user's prompt and the reply, not only its greedy reply:
-    # that holds far more of the base model's behaviour in place per example. False = plain cross-entropy.
-    distill_rehearsal: bool = True
-    distill_top_k: int = 32
-    # Rehearsal rows trained per epoch, as a fraction of the fact rows still being trained (at least 8), taken in
-    # turn so that all are seen: once most facts are learned, later epochs need not re-run every general prompt.
-    # None = every rehearsal row every epoch.
-    rehearsal_ratio: float | None = 0.5
-    # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
-    cache_frozen: bool = True
-    # Run each batch as one sequence holding the shared prompt head (system prompt, turn markers) once.
-    pack_shared_head: bool = True
-    system_prompt: str | None = None  # must be the system prompt the agent uses at inference
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        object.__setattr__(self, "layer_span", tuple(self.layer_span))
-        problems = []
-        if self.rank < 1:
-            problems.append("rank must be >= 1")
-        if self.alpha <= 0:
-            problems.append("alpha must be > 0")
-        if not 0 <= self.dropout < 1:
-            problems.append("dropout must be in [0, 1)")
-        if not self.target_modules:
-            problems.append("target_modules must name at least one module")
-        if len(self.layer_span) != 2 or not 0 <= self.layer_span[0] < self.layer_span[1] <= 1:
-            problems.append("layer_span must be (start, end) fractions with 0 <= start < end <= 1")
-        if not 0 < self.lr < 1:
-            problems.append("lr must be in (0, 1)")
-        if self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 0:
-            problems.append("epochs and batch_size must be >= 1, warmup_steps >= 0")
-        if self.max_seq_len < 16:
-            problems.append("max_seq_len must be >= 16")
-        if self.grad_clip <= 0:
-            problems.append("grad_clip must be > 0")
-        if self.rehearsal_ratio is not None and self.rehearsal_ratio <= 0:
-            problems.append("rehearsal_ratio must be > 0 or None")
-        if self.distill_top_k < 1:
-            problems.append("distill_top_k must be >= 1")
-        if self.learned_loss is not None and self.learned_loss <= 0:
-            problems.append("learned_loss must be > 0 or None")
-        if self.device not in ("auto", "cpu", "cuda") or self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            problems.append("device must be auto|cpu|cuda and dtype auto|float32|bfloat16|float16")
-        if self.threads is not None and self.threads < 1:
-            problems.append("threads must be >= 1")
-        if problems:
-            raise ConfigError("invalid training config: " + "; ".join(problems), "fix the TrainConfig values")
-
-    def layer_range(self, n_layers: int) -> tuple[int, int]:
-        """[first, last) decoder layers that `layer_span` picks out of a model with `n_layers` layers."""
-        first, last = round(self.layer_span[0] * n_layers), round(self.layer_span[1] * n_layers)
-        if n_layers < 1 or first >= last:
-            raise ConfigError(f"layer_span {self.layer_span} selects no layer of {n_layers}", "widen layer_span")
-        return first, last
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        d["layer_span"] = list(self.layer_span)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown training config keys: {unknown}", "remove them from train_config.json")
-        return cls(**data)
-
-    def save(self, folder: Path) -> Path:
-        path = Path(folder) / CONFIG_FILE
-        _atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
-        return path
-
-    @classmethod
-    def load(cls, folder: Path) -> TrainConfig:
-        return cls.from_dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))
 
 
 @dataclass(frozen=True)
@@ -176,48 +75,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Encoded:
-    input_ids: list[int]
-    labels: list[int]
-    index: int  # position in the caller's example list
-
-    @property
-    def length(self) -> int:
-        return len(self.input_ids)
-
-
-def encode_example(tokenizer: Any, example: Example, config: TrainConfig) -> tuple[list[int], list[int]] | None:
-    """Token ids and labels in exactly the chat format used at inference; None if the prompt alone is too long."""
-    prompt = tokenizer.apply_chat_template(
-        example.prompt_messages(config.system_prompt), tokenize=False, add_generation_prompt=True
-    )
-    if example.ends:
-        full = tokenizer.apply_chat_template(example.messages(config.system_prompt), tokenize=False)
-        if not full.startswith(prompt):  # a template that rewrites earlier turns: fall back to plain concatenation
-            full = prompt + example.answer + (tokenizer.eos_token or "")
-        completion = full[len(prompt) :]
-    else:
-        completion = example.answer  # a cut-short reply: no end-of-turn to learn
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if len(p_ids) >= config.max_seq_len:
-        return None
-    ids = (p_ids + c_ids)[: config.max_seq_len]
-    labels = ([IGNORE] * len(p_ids) if config.completion_only else list(p_ids)) + c_ids
-    return ids, labels[: config.max_seq_len]
-
-
-def _distill_labels(tokenizer: Any, ids: list[int], config: TrainConfig) -> list[int]:
-    """Labels that also cover the user's turn (everything after the system prompt's own tokens), for distillation."""
-    head = 0
-    if config.system_prompt:
-        system = tokenizer.apply_chat_template([{"role": "system", "content": config.system_prompt}], tokenize=False)
-        head_ids = tokenizer(system, add_special_tokens=False)["input_ids"]
-        head = len(head_ids) if ids[: len(head_ids)] == head_ids else 0
-    return [IGNORE] * head + list(ids[head:])
 
 
 class LoraRecipe:
@@ -304,7 +161,7 @@ class LoraRecipe:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
-        rehearse = _Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
+        rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
         stopped_early = False
@@ -329,7 +186,7 @@ class LoraRecipe:
                     total = step + math.ceil(len(active) / cfg.batch_size) * (cfg.epochs - epoch)
                     losses: list[float] = []
                     self.model.train()
-                    for batch in _batches(active, encoded, cfg.batch_size, rng):
+                    for batch in batches(active, encoded, cfg.batch_size, rng):
                         _raise_if_cancelled(cancel)
                         loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
                         loss.backward()
@@ -391,7 +248,7 @@ class LoraRecipe:
             self._teacher = {}
         return out
 
-    def _encode(self, examples: Sequence[Example]) -> tuple[list[_Encoded], list[int], list[int]]:
+    def _encode(self, examples: Sequence[Example]) -> tuple[list[Encoded], list[int], list[int]]:
         """(encoded examples, indices of fact examples, indices of those distilled from the base model)."""
         if self.model is None:
             raise AgentmemError("the recipe is not set up", "call setup(base_model_dir) first")
@@ -400,7 +257,7 @@ class LoraRecipe:
         for i, ex in enumerate(examples):
             enc = encode_example(self.tokenizer, ex, cfg)
             if enc is not None and any(label != IGNORE for label in enc[1][1:]):
-                encoded.append(_Encoded(enc[0], enc[1], i))
+                encoded.append(Encoded(enc[0], enc[1], i))
         if not encoded:
             raise AgentmemError("nothing to train on", f"all examples are empty or longer than {cfg.max_seq_len} tokens")
         facts = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is not None]
@@ -408,11 +265,11 @@ class LoraRecipe:
         distilled = [j for j, e in enumerate(encoded) if examples[e.index].fact_id is None] if (
             cfg.distill_rehearsal and facts) else []
         for j in distilled:
-            encoded[j] = _Encoded(encoded[j].input_ids, _distill_labels(self.tokenizer, encoded[j].input_ids, cfg),
+            encoded[j] = Encoded(encoded[j].input_ids, distill_labels(self.tokenizer, encoded[j].input_ids, cfg),
                                   encoded[j].index)
         return encoded, facts or list(range(len(encoded))), distilled
 
-    def _teach(self, indices: list[int], encoded: list[_Encoded], cached: list[Any] | None) -> dict[int, Any]:
+    def _teach(self, indices: list[int], encoded: list[Encoded], cached: list[Any] | None) -> dict[int, Any]:
         """The base model's top-k next-token log-probabilities at each labelled position of `indices` (adapter off)."""
         import torch
 
@@ -433,7 +290,7 @@ class LoraRecipe:
                     teacher[j] = (ids[rows == r], values[rows == r])
         return teacher
 
-    def _check(self, indices: list[int], encoded: list[_Encoded], cached: list[Any] | None, worst: list[float]) -> None:
+    def _check(self, indices: list[int], encoded: list[Encoded], cached: list[Any] | None, worst: list[float]) -> None:
         """Refresh the worst answer-token loss of `indices` with a forward pass (no dropout, no gradients)."""
         import torch
 
@@ -456,7 +313,7 @@ class LoraRecipe:
             return 0
         return self.layers[0]
 
-    def _run_frozen(self, encoded: list[_Encoded], frozen: int, cancel: threading.Event | None = None) -> list[Any]:
+    def _run_frozen(self, encoded: list[Encoded], frozen: int, cancel: threading.Event | None = None) -> list[Any]:
         """Hidden states entering layer `frozen`, per example (unpadded), computed once without gradients."""
         import torch
 
@@ -479,7 +336,7 @@ class LoraRecipe:
             hook.remove()
         return out
 
-    def _pad(self, rows: list[_Encoded]):
+    def _pad(self, rows: list[Encoded]):
         import torch
 
         width = max(r.length for r in rows)
@@ -493,7 +350,7 @@ class LoraRecipe:
             mask[r, : row.length] = 1
         return ids.to(self.device), labels.to(self.device), mask.to(self.device)
 
-    def _step(self, batch: list[int], encoded: list[_Encoded], cached: list[Any] | None):
+    def _step(self, batch: list[int], encoded: list[Encoded], cached: list[Any] | None):
         """Loss = mean over examples of each one's mean answer-token loss (long rehearsal replies do not dominate);
         also each example's mean and worst answer-token loss, and the tokens run."""
         import torch
@@ -517,15 +374,15 @@ class LoraRecipe:
         worst = zeros.scatter_reduce(0, row_of, token_loss.detach(), reduce="amax", include_self=False)
         return per_example.mean(), per_example.detach().cpu().tolist(), worst.cpu().tolist(), n_tokens
 
-    def _forward(self, batch: list[int], encoded: list[_Encoded], cached: list[Any] | None):
+    def _forward(self, batch: list[int], encoded: list[Encoded], cached: list[Any] | None):
         """Hidden states, next-token labels and row index of every position of `batch` (packed when possible)."""
         rows = [encoded[j] for j in batch]
-        shared = _shared_head(rows) if self._packable else 0
+        shared = shared_head(rows) if self._packable else 0
         if shared > 0 and len(rows) > 1:
             return self._forward_packed(batch, rows, cached, shared)
         return self._forward_padded(batch, rows, cached)
 
-    def _forward_padded(self, batch: list[int], rows: list[_Encoded], cached: list[Any] | None):
+    def _forward_padded(self, batch: list[int], rows: list[Encoded], cached: list[Any] | None):
         """Right-padded batch: hidden states of every position but the last, the next-token labels, row indices."""
         import torch
 
@@ -540,14 +397,14 @@ class LoraRecipe:
         row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(target)
         return hidden[:, :-1], target, row_of, int(mask.sum().item())
 
-    def _forward_packed(self, batch: list[int], rows: list[_Encoded], cached: list[Any] | None, shared: int):
+    def _forward_packed(self, batch: list[int], rows: list[Encoded], cached: list[Any] | None, shared: int):
         """One sequence: the prompt head all examples share (system prompt, turn markers) once, then each example's
         rest. A block mask and restarted positions make each example see exactly what it would alone, so the loss
         is the padded batch's, with the shared head computed once instead of once per example."""
         import torch
 
         ids, pos, seg = list(rows[0].input_ids[:shared]), list(range(shared)), [-1] * shared
-        target = [IGNORE] * shared  # the head predicts nothing: _shared_head stops before the first label
+        target = [IGNORE] * shared  # the head predicts nothing: shared_head stops before the first label
         for r, row in enumerate(rows):
             n = row.length
             ids += row.input_ids[shared:]
@@ -584,7 +441,7 @@ class LoraRecipe:
             self.model.save_pretrained(str(tmp))
             self.config.save(tmp)
             if self.result is not None:
-                _atomic_write(tmp / "train_result.json", json.dumps(self.result.to_dict(), indent=2))
+                atomic_write(tmp / "train_result.json", json.dumps(self.result.to_dict(), indent=2))
             if out_dir.exists():
                 out_dir.rmdir()
             os.replace(tmp, out_dir)
@@ -614,19 +471,6 @@ class LoraRecipe:
 def _raise_if_cancelled(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
-
-
-def _shared_head(rows: list[_Encoded]) -> int:
-    """Length of the token prefix all rows share, ending before any row's first label (and its predecessor)."""
-    first = rows[0].input_ids
-    n = min(r.length for r in rows)
-    for r in rows:
-        label_at = next((k for k, x in enumerate(r.labels) if x != IGNORE), r.length)
-        n = min(n, label_at - 1)
-    k = 0
-    while k < n and all(r.input_ids[k] == first[k] for r in rows):
-        k += 1
-    return k
 
 
 def _topk_kl(ref: Any, got: Any) -> Any:
@@ -661,45 +505,3 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     span = max(1, total - warmup)
     return max(0.1, 1.0 - 0.9 * (step - warmup) / span)
-
-
-class _Rotation:
-    """Rehearsal rows handed out in a seeded order, `ratio` of the fact rows at a time (at least 8), wrapping
-    around, so that every row is trained about equally often; all of them each time when `ratio` is None."""
-
-    MIN = 8
-
-    def __init__(self, rows: list[int], ratio: float | None, rng: random.Random):
-        self.rows, self.ratio, self.next = list(rows), ratio, 0
-        rng.shuffle(self.rows)
-
-    def take(self, n_facts: int) -> list[int]:
-        if self.ratio is None:
-            return list(self.rows)
-        k = min(len(self.rows), max(self.MIN, math.ceil(self.ratio * n_facts)))
-        out = [self.rows[(self.next + i) % len(self.rows)] for i in range(k)]
-        self.next = (self.next + k) % max(1, len(self.rows))
-        return out
-
-
-def _batches(active: list[int], encoded: list[_Encoded], size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle."""
-    order = list(active)
-    rng.shuffle(order)
-    order.sort(key=lambda j: encoded[j].length)  # stable: equal lengths keep the shuffled order
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

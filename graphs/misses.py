@@ -39,7 +39,7 @@ def document_answerer(deps: AgentDeps):
     """For consolidation: answer a missed question from the pool's documents alone (the base model reading the
     relevant chunks, as the agent would), so that knowledge looked up in documents can be trained. None when no
     chunk is relevant or the model declines."""
-    from graphs.nodes import doc_source, answer_messages
+    from graphs.nodes import answer_messages, doc_source
 
     def answer(pool: str, question: str) -> tuple[str, list[str]] | None:
         hits = [doc_source(h) for h in deps.knowledge.search(question, pool, k=deps.settings.top_k)]

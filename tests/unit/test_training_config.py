@@ -9,17 +9,17 @@ import pytest
 
 from agentmem.errors import ConfigError
 from agentmem.synthesize import Example
-from agentmem.training import (
+from agentmem.train_config import TrainConfig
+from agentmem.train_rows import (
     IGNORE,
-    TrainConfig,
-    _batches,
-    _distill_labels,
-    _Encoded,
-    _Rotation,
-    _lr_factor,
-    _shared_head,
+    Encoded,
+    Rotation,
+    batches,
+    distill_labels,
     encode_example,
+    shared_head,
 )
+from agentmem.training import _lr_factor
 
 
 class CharTokenizer:
@@ -110,10 +110,10 @@ def test_full_sequence_loss_and_length_limits():
 def test_batches_are_length_sorted_complete_and_seeded():
     rng = random.Random(1)
     lengths = [rng.randint(10, 60) for _ in range(50)]
-    encoded = [_Encoded([1] * n, [1] * n, i) for i, n in enumerate(lengths)]
+    encoded = [Encoded([1] * n, [1] * n, i) for i, n in enumerate(lengths)]
     active = list(range(0, 50, 2)) + [1, 3]
-    a = _batches(active, encoded, 4, random.Random(7))
-    b = _batches(active, encoded, 4, random.Random(7))
+    a = batches(active, encoded, 4, random.Random(7))
+    b = batches(active, encoded, 4, random.Random(7))
     assert a == b
     assert sorted(j for batch in a for j in batch) == sorted(active)
     assert all(len(batch) <= 4 for batch in a)
@@ -121,7 +121,7 @@ def test_batches_are_length_sorted_complete_and_seeded():
     # whole range (random batches would each span most of it)
     spread = sum(max(lengths[j] for j in bt) - min(lengths[j] for j in bt) for bt in a)
     assert spread <= max(lengths[j] for j in active) - min(lengths[j] for j in active)
-    assert a != _batches(active, encoded, 4, random.Random(8))
+    assert a != batches(active, encoded, 4, random.Random(8))
 
 
 def test_lr_warms_up_then_decays_to_a_tenth():
@@ -133,26 +133,26 @@ def test_lr_warms_up_then_decays_to_a_tenth():
 
 def test_shared_head_stops_at_the_first_difference_and_before_any_label():
     x = IGNORE
-    a = _Encoded([1, 2, 3, 4, 5, 6], [x, x, x, x, 5, 6], 0)
-    b = _Encoded([1, 2, 3, 9, 9, 9, 9], [x, x, x, x, x, 9, 9], 1)
-    assert _shared_head([a, b]) == 3  # tokens 1 2 3
-    c = _Encoded([1, 2, 3, 4, 7, 7], [x, x, 3, 4, 7, 7], 2)  # labels from position 2: head must end before 1
-    assert _shared_head([a, c]) == 1
-    assert _shared_head([a, _Encoded([8, 2], [x, 2], 3)]) == 0
+    a = Encoded([1, 2, 3, 4, 5, 6], [x, x, x, x, 5, 6], 0)
+    b = Encoded([1, 2, 3, 9, 9, 9, 9], [x, x, x, x, x, 9, 9], 1)
+    assert shared_head([a, b]) == 3  # tokens 1 2 3
+    c = Encoded([1, 2, 3, 4, 7, 7], [x, x, 3, 4, 7, 7], 2)  # labels from position 2: head must end before 1
+    assert shared_head([a, c]) == 1
+    assert shared_head([a, Encoded([8, 2], [x, 2], 3)]) == 0
 
 
 def test_rehearsal_rotation_takes_a_share_of_the_facts_and_sees_every_row():
     rows = list(range(100, 130))
-    rot = _Rotation(rows, 0.5, random.Random(0))
+    rot = Rotation(rows, 0.5, random.Random(0))
     first = rot.take(40)
     assert len(first) == 20 and len(set(first)) == 20
     second = rot.take(2)
-    assert len(second) == _Rotation.MIN  # never fewer than 8 beside the last unlearned facts
+    assert len(second) == Rotation.MIN  # never fewer than 8 beside the last unlearned facts
     third = rot.take(2)  # in turn: the two rows not yet trained come first, then it wraps around
     assert set(first + second + third[:2]) == set(rows) and third[2:] == first[:6]
     assert sorted(rot.take(1000)) == rows  # more than there are: each row once
-    assert _Rotation(rows, None, random.Random(0)).take(1) == _Rotation(rows, None, random.Random(0)).take(1)
-    assert sorted(_Rotation(rows, None, random.Random(0)).take(1)) == rows
+    assert Rotation(rows, None, random.Random(0)).take(1) == Rotation(rows, None, random.Random(0)).take(1)
+    assert sorted(Rotation(rows, None, random.Random(0)).take(1)) == rows
 
 
 def test_distilled_rows_cover_everything_after_the_system_prompt():
@@ -160,6 +160,6 @@ def test_distilled_rows_cover_everything_after_the_system_prompt():
     cfg = TrainConfig(system_prompt="S")
     ids, _ = encode_example(tok, Example("Q?", "A.", "rehearsal"), cfg)
     head = len("<system>S$\n")
-    labels = _distill_labels(tok, ids, cfg)
+    labels = distill_labels(tok, ids, cfg)
     assert labels[:head] == [IGNORE] * head and labels[head:] == ids[head:]
-    assert _distill_labels(tok, ids, TrainConfig(system_prompt=None)) == ids
+    assert distill_labels(tok, ids, TrainConfig(system_prompt=None)) == ids
