@@ -279,10 +279,14 @@ def token_f1(prediction: str, golds: str | Iterable[str]) -> float:
     return max(scores, default=0.0)
 
 
+_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
+
+
 def contains_answer(prediction: str, golds: str | Iterable[str]) -> bool:
-    """A normalized gold occurs in the normalized prediction as whole tokens ("26" is not in "126")."""
-    pred = answer_tokens(prediction)
+    """A normalized gold occurs in the normalized prediction as whole tokens ("26" is not in "126"); a possessive
+    counts as its noun ("Shakespeare" is in "Shakespeare's play", which normalizes to "shakespeares")."""
+    preds = [answer_tokens(prediction), answer_tokens(_POSSESSIVE.sub("", prediction))]
     return any(
-        _declines(prediction) if is_unanswerable(g) else _contains(pred, answer_tokens(g))
+        _declines(prediction) if is_unanswerable(g) else any(_contains(pred, answer_tokens(g)) for pred in preds)
         for g in _golds(golds)
     )

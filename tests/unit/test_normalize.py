@@ -79,6 +79,15 @@ def test_contains_answer_respects_token_boundaries() -> None:
     assert not contains_answer("The capital is Vell.", "the coast city of Vell")
 
 
+def test_contains_answer_reads_a_possessive_as_its_noun() -> None:
+    # seen: a canary "Who wrote Romeo and Juliet?" failed on "Shakespeare's Romeo and Juliet is ..."
+    assert contains_answer("Shakespeare's Romeo and Juliet is a tragedy.", "Shakespeare")
+    assert contains_answer("It is Shakespeare’s play.", ["Marlowe", "Shakespeare"])
+    assert contains_answer("It is Shakespeare's play.", "Shakespeare's")
+    assert not contains_answer("Marlowe's play.", "Shakespeare")
+    assert not contains_answer("The cat sat.", "cats")
+
+
 def test_refusals() -> None:
     assert is_refusal("I don't know.")
     assert is_refusal("Sorry — the context does not mention the founding date.")
