@@ -52,11 +52,16 @@ def _messages(prompt: str, system: str | None) -> list[dict]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
+MATCHING = 2
+
+
 def base_references(backend: LLMBackend, cache_dir: Path, model_id: str, system: str | None = None) -> dict[str, Any]:
     """The base model's own answers and choices on the golden set, cached per (model, system prompt)."""
     golden = load_golden()
-    key = hashlib.sha256(json.dumps([model_id, system, GENERAL_TOKENS, golden.general,
-                                     golden.multiple_choice, golden.canaries]).encode()).hexdigest()[:16]
+    # MATCHING: the version of how a canary answer is matched (2: possessives read as their noun), so references
+    # cached under an older rule are recomputed
+    key = hashlib.sha256(json.dumps([model_id, system, GENERAL_TOKENS, golden.general, golden.multiple_choice,
+                                     golden.canaries, MATCHING]).encode()).hexdigest()[:16]
     path = cache_dir / f"golden-{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
