@@ -24,6 +24,7 @@ from typing import Any
 from agentmem.errors import AgentmemError, ConfigError, ModelError
 from agentmem.synthesize import Example
 from agentmem.train_config import ALL_LINEAR, CONFIG_FILE, TrainConfig, atomic_write
+from agentmem.train_math import lr_factor, topk_kl
 from agentmem.train_rows import (
     IGNORE,
     Encoded,
@@ -158,7 +159,7 @@ class LoraRecipe:
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         planned = total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs  # the lr schedule's length
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps, planned))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
         rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
@@ -368,7 +369,7 @@ class LoraRecipe:
             ids = torch.cat([self._teacher[batch[r]][0] for r in taught])
             ref = torch.cat([self._teacher[batch[r]][1] for r in taught])
             got = torch.log_softmax(logits[mask], dim=-1).gather(1, ids)
-            token_loss = token_loss.masked_scatter(mask, _topk_kl(ref, got))
+            token_loss = token_loss.masked_scatter(mask, topk_kl(ref, got))
         zeros = torch.zeros(len(batch), device=logits.device)
         per_example = zeros.index_add(0, row_of, token_loss) / zeros.index_add(0, row_of, torch.ones_like(token_loss))
         worst = zeros.scatter_reduce(0, row_of, token_loss.detach(), reduce="amax", include_self=False)
@@ -473,18 +474,6 @@ def _raise_if_cancelled(cancel: threading.Event | None) -> None:
         raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
 
 
-def _topk_kl(ref: Any, got: Any) -> Any:
-    """KL(base || adapted) per token over the base model's top-k tokens plus one bucket for all the others: exact
-    for that coarser distribution, 0 when the two models agree. `ref`, `got`: (tokens, k) log-probabilities."""
-    import torch
-
-    def tail(logp: Any) -> Any:
-        return torch.log((1 - logp.exp().sum(-1)).clamp(min=1e-6))
-
-    ref_tail = tail(ref)
-    return (ref.exp() * (ref - got)).sum(-1) + ref_tail.exp() * (ref_tail - tail(got))
-
-
 @contextlib.contextmanager
 def _only_layers(decoder: Any, split: int):
     """Run the decoder on a slice of its layers: split > 0 keeps layers[split:], split < 0 keeps layers[:-split]."""
@@ -497,11 +486,3 @@ def _only_layers(decoder: Any, split: int):
         yield
     finally:
         decoder.layers = full
-
-
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then linear decay to a tenth of the peak at the last planned step."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    return max(0.1, 1.0 - 0.9 * (step - warmup) / span)

@@ -10,6 +10,7 @@ import pytest
 from agentmem.errors import ConfigError
 from agentmem.synthesize import Example
 from agentmem.train_config import TrainConfig
+from agentmem.train_math import lr_factor as _lr_factor
 from agentmem.train_rows import (
     IGNORE,
     Encoded,
@@ -19,7 +20,6 @@ from agentmem.train_rows import (
     encode_example,
     shared_head,
 )
-from agentmem.training import _lr_factor
 
 
 class CharTokenizer:
