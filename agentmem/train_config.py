@@ -29,6 +29,7 @@ class TrainConfig:
     # (layers 8-29 of 30). Layers below carry no LoRA, so they run once up front instead of every step.
     layer_span: tuple[float, float] = (0.0, 1.0)
     lr: float = 2e-3
+    lora_plus_ratio: float | None = None  # LoRA+ (Hayou et al. 2024): B's learning rate is lr * ratio; None = off
     # A cap, not a schedule: examples already learned (learned_loss) are skipped, and training stops once all are.
     # 12 rather than 4: on long fictional sentences 4 epochs left 59 of 102 examples unlearned (trained phrasings
     # recalled 62%); with 12, 1 of 102 (100%), at 67 steps instead of 28 (bench/consolidate.py, README).
@@ -82,6 +83,8 @@ class TrainConfig:
             problems.append("max_seq_len must be >= 16")
         if self.grad_clip <= 0:
             problems.append("grad_clip must be > 0")
+        if self.lora_plus_ratio is not None and self.lora_plus_ratio <= 0:
+            problems.append("lora_plus_ratio must be > 0 or None")
         if self.rehearsal_ratio is not None and self.rehearsal_ratio <= 0:
             problems.append("rehearsal_ratio must be > 0 or None")
         if self.distill_top_k < 1:

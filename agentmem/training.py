@@ -7,7 +7,6 @@ between steps. It does not pick facts, synthesize examples, evaluate, or publish
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -24,7 +23,9 @@ from typing import Any
 from agentmem.errors import AgentmemError, ConfigError, ModelError
 from agentmem.synthesize import Example
 from agentmem.train_config import ALL_LINEAR, CONFIG_FILE, TrainConfig, atomic_write
+from agentmem.train_forward import Cancelled, DecoderRunner, only_layers, raise_if_cancelled
 from agentmem.train_math import lr_factor, topk_kl
+from agentmem.train_precision import FP32_ATTENTION, attention_for, training_dtype
 from agentmem.train_rows import (
     IGNORE,
     Encoded,
@@ -32,19 +33,12 @@ from agentmem.train_rows import (
     batches,
     distill_labels,
     encode_example,
-    shared_head,
 )
 
 __all__ = ["ALL_LINEAR", "CONFIG_FILE", "Cancelled", "LoraRecipe", "Progress", "TrainConfig", "TrainResult",
            "encode_example"]
 
 _CACHEABLE = {"llama", "mistral", "qwen2", "qwen3"}
-
-
-class Cancelled(AgentmemError):
-    """Training was cancelled between steps; nothing was saved."""
-
-    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -70,9 +64,11 @@ class TrainResult:
     stopped_early: bool  # every fact example was learned before the last planned epoch
     device: str
     epoch_losses: list[float] = field(default_factory=list)
+    epoch_tokens: list[int] = field(default_factory=list)  # tokens run per epoch (later epochs skip learned rows)
     skipped: int = 0  # example-passes skipped because the example was already learned
     unlearned: int = 0  # fact examples whose worst answer token was still above learned_loss when last seen
     unlearned_questions: list[str] = field(default_factory=list)  # their questions (the first 20), to see which
+    dtype: str = "float32"  # the base weights' dtype while training (the adapter's own weights are float32)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,12 +82,13 @@ class LoraRecipe:
         self.model: Any = None  # the PeftModel after setup
         self.tokenizer: Any = None
         self.device: str | None = None
+        self.dtype: Any = None  # the base weights' dtype while training (LoRA weights stay float32)
         self.base_model_dir: Path | None = None
         self.layers: tuple[int, int] | None = None  # [first, last) decoder layers adapted, known after setup
         self.result: TrainResult | None = None
         self._trained = False
         self._teacher: dict[int, Any] = {}  # example -> the base model's top-k (ids, log-probs) while distilling
-        self._packable = False
+        self._runner: DecoderRunner | None = None
         self._prev_threads: int | None = None
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -101,7 +98,7 @@ class LoraRecipe:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from agentmem.llm.transformers_backend import pick_device, pick_dtype
+        from agentmem.llm.transformers_backend import pick_device
 
         cfg = self.config
         hf_logging.disable_progress_bar()
@@ -109,11 +106,13 @@ class LoraRecipe:
             self._prev_threads = torch.get_num_threads()
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
-        dtype = pick_dtype(self.device, cfg.dtype)
+        self.dtype = dtype = training_dtype(self.device, cfg.dtype)
+        attention = attention_for(self.device, dtype)
         self.base_model_dir = Path(base_model_dir)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.base_model_dir)
-            model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=dtype,
+                                                         **({"attn_implementation": attention} if attention else {}))
         except Exception as exc:
             raise ModelError(
                 f"cannot load the base model at {self.base_model_dir}: {str(exc).splitlines()[0][:200]}",
@@ -137,7 +136,9 @@ class LoraRecipe:
             raise ConfigError(f"cannot apply LoRA: {exc}", "check target_modules against the model") from exc
         self.model.config.use_cache = False
         # Packing passes a boolean 4D attention mask, which the SDPA path hands to torch as it is.
-        self._packable = cfg.pack_shared_head and getattr(model.config, "_attn_implementation", None) == "sdpa"
+        packable = cfg.pack_shared_head and getattr(model.config, "_attn_implementation", None) in (
+            "sdpa", FP32_ATTENTION)
+        self._runner = DecoderRunner(self.model, self.device, dtype, self.tokenizer.pad_token_id, packable)
 
     # -- train ---------------------------------------------------------------------------------------------
     def train(
@@ -157,7 +158,13 @@ class LoraRecipe:
         rng = random.Random(cfg.seed)
         torch.manual_seed(cfg.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        if cfg.lora_plus_ratio:  # LoRA+: the B matrices learn `ratio` times faster than the A matrices
+            from peft.optimizers import create_loraplus_optimizer
+
+            opt = create_loraplus_optimizer(self.model, torch.optim.AdamW, lr=cfg.lr,
+                                            loraplus_lr_ratio=cfg.lora_plus_ratio, weight_decay=0.0)
+        else:
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         planned = total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs  # the lr schedule's length
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
@@ -165,14 +172,15 @@ class LoraRecipe:
         rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
+        epoch_tokens: list[int] = []
         stopped_early = False
         start = time.perf_counter()
         decoder = self.model.get_base_model().get_decoder()
         frozen = self._frozen_below()
-        cached = self._run_frozen(encoded, frozen, cancel) if frozen else None
+        cached = self._runner.run_frozen(encoded, frozen, 4 * cfg.batch_size, cancel) if frozen else None
         learned = cfg.learned_loss
         try:
-            with _only_layers(decoder, frozen):
+            with only_layers(decoder, frozen):
                 self._teacher = self._teach(distilled, encoded, cached)
                 for epoch in range(cfg.epochs):
                     if learned is not None and epoch > 0 and all(worst[j] < learned for j in facts):
@@ -188,7 +196,7 @@ class LoraRecipe:
                     losses: list[float] = []
                     self.model.train()
                     for batch in batches(active, encoded, cfg.batch_size, rng):
-                        _raise_if_cancelled(cancel)
+                        raise_if_cancelled(cancel)
                         loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
                         loss.backward()
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -205,6 +213,7 @@ class LoraRecipe:
                             progress(Progress(step, total, epoch, float(loss.item()), tokens / max(elapsed, 1e-9),
                                               elapsed, elapsed / step * (total - step)))
                     epoch_losses.append(sum(losses) / max(1, len(losses)))
+                    epoch_tokens.append(tokens - sum(epoch_tokens))
         finally:
             self.model.eval()
             self._teacher = {}
@@ -221,7 +230,9 @@ class LoraRecipe:
             final_loss=epoch_losses[-1] if epoch_losses else math.nan,
             stopped_early=stopped_early,
             device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
             epoch_losses=epoch_losses,
+            epoch_tokens=epoch_tokens,
             skipped=skipped,
             unlearned=len(unlearned),
             unlearned_questions=[examples[encoded[j].index].question for j in unlearned[:20]],
@@ -236,10 +247,10 @@ class LoraRecipe:
         encoded, _, distilled = self._encode(examples)
         decoder = self.model.get_base_model().get_decoder()
         frozen = self._frozen_below()
-        cached = self._run_frozen(encoded, frozen) if frozen else None
+        cached = self._runner.run_frozen(encoded, frozen, 4 * self.config.batch_size) if frozen else None
         out: list[float] = []
         try:
-            with _only_layers(decoder, frozen):
+            with only_layers(decoder, frozen):
                 self._teacher = self._teach(distilled, encoded, cached)
                 with torch.no_grad():
                     for k in range(0, len(encoded), self.config.batch_size):
@@ -314,43 +325,6 @@ class LoraRecipe:
             return 0
         return self.layers[0]
 
-    def _run_frozen(self, encoded: list[Encoded], frozen: int, cancel: threading.Event | None = None) -> list[Any]:
-        """Hidden states entering layer `frozen`, per example (unpadded), computed once without gradients."""
-        import torch
-
-        decoder = self.model.get_base_model().get_decoder()
-        captured: list[Any] = []
-        hook = decoder.norm.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
-        out: list[Any] = [None] * len(encoded)
-        order = sorted(range(len(encoded)), key=lambda j: encoded[j].length)
-        try:
-            with torch.no_grad(), _only_layers(decoder, -frozen):
-                for k in range(0, len(order), 4 * self.config.batch_size):
-                    _raise_if_cancelled(cancel)
-                    chunk = order[k : k + 4 * self.config.batch_size]
-                    ids, _, mask = self._pad([encoded[j] for j in chunk])
-                    captured.clear()
-                    decoder(input_ids=ids, attention_mask=mask)
-                    for r, j in enumerate(chunk):
-                        out[j] = captured[0][r, : encoded[j].length].clone()
-        finally:
-            hook.remove()
-        return out
-
-    def _pad(self, rows: list[Encoded]):
-        import torch
-
-        width = max(r.length for r in rows)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : row.length] = torch.tensor(row.input_ids)
-            labels[r, : row.length] = torch.tensor(row.labels)
-            mask[r, : row.length] = 1
-        return ids.to(self.device), labels.to(self.device), mask.to(self.device)
-
     def _step(self, batch: list[int], encoded: list[Encoded], cached: list[Any] | None):
         """Loss = mean over examples of each one's mean answer-token loss (long rehearsal replies do not dominate);
         also each example's mean and worst answer-token loss, and the tokens run."""
@@ -377,56 +351,7 @@ class LoraRecipe:
 
     def _forward(self, batch: list[int], encoded: list[Encoded], cached: list[Any] | None):
         """Hidden states, next-token labels and row index of every position of `batch` (packed when possible)."""
-        rows = [encoded[j] for j in batch]
-        shared = shared_head(rows) if self._packable else 0
-        if shared > 0 and len(rows) > 1:
-            return self._forward_packed(batch, rows, cached, shared)
-        return self._forward_padded(batch, rows, cached)
-
-    def _forward_padded(self, batch: list[int], rows: list[Encoded], cached: list[Any] | None):
-        """Right-padded batch: hidden states of every position but the last, the next-token labels, row indices."""
-        import torch
-
-        ids, labels, mask = self._pad(rows)
-        decoder = self.model.get_base_model().get_decoder()
-        if cached is None:
-            hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        else:
-            states = torch.nn.utils.rnn.pad_sequence([cached[j] for j in batch], batch_first=True)
-            hidden = decoder(inputs_embeds=states, attention_mask=mask).last_hidden_state
-        target = labels[:, 1:]
-        row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(target)
-        return hidden[:, :-1], target, row_of, int(mask.sum().item())
-
-    def _forward_packed(self, batch: list[int], rows: list[Encoded], cached: list[Any] | None, shared: int):
-        """One sequence: the prompt head all examples share (system prompt, turn markers) once, then each example's
-        rest. A block mask and restarted positions make each example see exactly what it would alone, so the loss
-        is the padded batch's, with the shared head computed once instead of once per example."""
-        import torch
-
-        ids, pos, seg = list(rows[0].input_ids[:shared]), list(range(shared)), [-1] * shared
-        target = [IGNORE] * shared  # the head predicts nothing: shared_head stops before the first label
-        for r, row in enumerate(rows):
-            n = row.length
-            ids += row.input_ids[shared:]
-            pos += range(shared, n)
-            seg += [r] * (n - shared)
-            target += row.labels[shared + 1 :] + [IGNORE]  # position k predicts token k + 1 of the same example
-        dev = self.device
-        seg_t = torch.tensor(seg, device=dev)
-        length = len(ids)
-        causal = torch.ones(length, length, dtype=torch.bool, device=dev).tril()
-        same = (seg_t[:, None] == seg_t[None, :]) | (seg_t[None, :] == -1)
-        mask = (causal & same)[None, None]  # (1, 1, T, T), True = may attend
-        position_ids = torch.tensor([pos], device=dev)
-        decoder = self.model.get_base_model().get_decoder()
-        if cached is None:
-            hidden = decoder(input_ids=torch.tensor([ids], device=dev), attention_mask=mask, position_ids=position_ids)
-        else:
-            parts = [cached[batch[0]][:shared]] + [cached[j][shared:] for j in batch]
-            hidden = decoder(inputs_embeds=torch.cat(parts)[None], attention_mask=mask, position_ids=position_ids)
-        row_of = seg_t.clamp(min=0)
-        return hidden.last_hidden_state[0], torch.tensor(target, device=dev), row_of, length
+        return self._runner.forward(batch, encoded, cached)
 
     # -- save / cleanup ------------------------------------------------------------------------------------
     def save(self, out_dir: Path) -> Path:
@@ -456,6 +381,7 @@ class LoraRecipe:
 
         self.model = None
         self.tokenizer = None
+        self._runner = None
         if self._prev_threads is not None:
             torch.set_num_threads(self._prev_threads)
             self._prev_threads = None
@@ -467,22 +393,3 @@ class LoraRecipe:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
-
-
-def _raise_if_cancelled(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("training was cancelled", "nothing was saved; start a new run when ready")
-
-
-@contextlib.contextmanager
-def _only_layers(decoder: Any, split: int):
-    """Run the decoder on a slice of its layers: split > 0 keeps layers[split:], split < 0 keeps layers[:-split]."""
-    if split == 0:
-        yield
-        return
-    full = decoder.layers
-    decoder.layers = type(full)(list(full)[split:] if split > 0 else list(full)[:-split])
-    try:
-        yield
-    finally:
-        decoder.layers = full

@@ -103,18 +103,25 @@ def _tiny_run(base_model_dir: Path, **overrides) -> dict:
 def test_same_seed_same_adapter_and_speedups_change_nothing(base_model_dir: Path):
     import torch
 
-    a = _tiny_run(base_model_dir, seed=1)
+    a = _tiny_run(base_model_dir, seed=1)  # the dtype "auto" picks here: bf16 with bf16 matrix units, else fp32
     b = _tiny_run(base_model_dir, seed=1)
     c = _tiny_run(base_model_dir, seed=2)
-    uncached = _tiny_run(base_model_dir, seed=1, cache_frozen=False)
-    unpacked = _tiny_run(base_model_dir, seed=1, pack_shared_head=False)
     assert a.keys() == b.keys() and len(a) == 3 * 7 * 2  # layers 27-29, seven modules, A and B
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert any(not torch.allclose(a[k], c[k], atol=1e-3) for k in a)
     # the speed-ups are rewrites of the same computation: equal up to fp32 summation order (seen: <= 2.4e-4 on
     # weights up to 0.04, where another seed moves them by more than 1e-3)
-    assert all(torch.allclose(a[k], uncached[k], atol=5e-4) for k in a)
-    assert all(torch.allclose(a[k], unpacked[k], atol=5e-4) for k in a)
+    exact = _tiny_run(base_model_dir, seed=1, dtype="float32")
+    uncached = _tiny_run(base_model_dir, seed=1, dtype="float32", cache_frozen=False)
+    unpacked = _tiny_run(base_model_dir, seed=1, dtype="float32", pack_shared_head=False)
+    assert all(torch.allclose(exact[k], uncached[k], atol=5e-4) for k in a)
+    assert all(torch.allclose(exact[k], unpacked[k], atol=5e-4) for k in a)
+    # bf16 base weights move the adapter by rounding only: far less than another seed does
+    bf16 = _tiny_run(base_model_dir, seed=1, dtype="bfloat16")
+    rounding = max(float((bf16[k] - exact[k]).abs().max()) for k in a)
+    seed_gap = max(float((c[k] - a[k]).abs().max()) for k in a)
+    print(f"bf16 vs fp32 max weight difference {rounding:.2e}, seed 1 vs 2 {seed_gap:.2e}")
+    assert rounding < seed_gap / 4
 
 
 def test_rehearsal_is_distilled_from_the_base_model(base_model_dir: Path):
@@ -123,7 +130,9 @@ def test_rehearsal_is_distilled_from_the_base_model(base_model_dir: Path):
     answers (cross-entropy) and fall."""
     general = [Example("Why is the sky blue?", "Air scatters blue light more than red light.", "rehearsal"),
                Example("Name a common fruit.", "An apple is a common fruit.", "rehearsal")]
-    recipe = LoraRecipe(small_config(layer_span=(0.9, 1.0), epochs=2))
+    # float32: in bf16 the teacher and the student see differently composed batches, whose rounding differs by
+    # about 1e-3 of KL, so "exactly 0" holds in float32 only
+    recipe = LoraRecipe(small_config(layer_span=(0.9, 1.0), epochs=2, dtype="float32"))
     recipe.setup(base_model_dir)
     try:
         facts = examples()[:3]
