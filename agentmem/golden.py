@@ -70,6 +70,7 @@ def base_references(backend: LLMBackend, cache_dir: Path, model_id: str, system:
     canary = [g.text for g in backend.generate_batch([_messages(c["prompt"], system) for c in golden.canaries], cfg)]
     refs = {
         "general": general,
+        "canary_answers": canary,
         "mc_choice": [choose(backend, m["question"], m["choices"], None) for m in golden.multiple_choice],
         # a canary counts only where the base model itself gets it right
         "canaries_ok": [contains_answer(a, c["answers"]) for a, c in zip(canary, golden.canaries)],
@@ -85,12 +86,17 @@ def score_general(backend: LLMBackend, adapter: str | None, refs: dict[str, Any]
     """Regression metrics of `adapter` (None: the base model, which agrees with itself by construction)."""
     golden = load_golden()
     cfg = GenerationConfig(max_new_tokens=GENERAL_TOKENS)
-    answers = [g.text for g in backend.generate_batch([_messages(p, system) for p in golden.general], cfg, adapter)]
+    # the base model's answers are the drafts: an adapter that still gives them is confirmed in one pass
+    answers = [g.text for g in backend.generate_batch([_messages(p, system) for p in golden.general], cfg, adapter,
+                                                      drafts=refs["general"])]
     agreement = [token_f1(a, [r]) for a, r in zip(answers, refs["general"])]
     picks = [choose(backend, m["question"], m["choices"], adapter) for m in golden.multiple_choice]
-    canaries = [c for c, ok in zip(golden.canaries, refs["canaries_ok"]) if ok]
+    kept = [k for k, ok in enumerate(refs["canaries_ok"]) if ok]
+    canaries = [golden.canaries[k] for k in kept]
+    base_canary = refs.get("canary_answers")  # absent from references cached before they were kept
     canary_answers = [g.text for g in backend.generate_batch(
-        [_messages(c["prompt"], system) for c in canaries], cfg, adapter)] if canaries else []
+        [_messages(c["prompt"], system) for c in canaries], cfg, adapter,
+        drafts=[base_canary[k] for k in kept] if base_canary else None)] if canaries else []
     failed = [(c["prompt"], a) for c, a in zip(canaries, canary_answers) if not contains_answer(a, c["answers"])]
     base_acc = statistics.fmean(int(p == m["gold"]) for p, m in zip(refs["mc_choice"], golden.multiple_choice))
     return {

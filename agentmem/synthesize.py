@@ -236,6 +236,12 @@ def _mid_sentence(phrase: str) -> str:
     return phrase
 
 
+def natural_question(fact: FactSpec) -> str:
+    """How a user would ask about the fact without knowing it: "What do you know about <subject>?"."""
+    subject = (fact.subject or parse_statement(fact.text, answer=fact.answer).subject or fact.text).strip()
+    return f"What do you know about {_mid_sentence(subject)}?"
+
+
 def answer_text(fact: FactSpec) -> str:
     """The reply trained for every phrasing: the statement itself, so any answer to a question contains it."""
     text = " ".join(fact.text.split())

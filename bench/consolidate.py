@@ -168,6 +168,7 @@ def main() -> None:
     from agentmem.gate import decide
     from agentmem.llm.base import GenerationConfig
     from agentmem.settings import load_settings
+    from agentmem.synthesize import FactSpec, answer_text
     from graphs.misses import document_answerer
     from graphs.runtime import AgentRuntime
 
@@ -185,31 +186,34 @@ def main() -> None:
     sys_msg = [{"role": "system", "content": system_prompt()}]
     cfg = GenerationConfig(max_new_tokens=96)  # room for the fact's whole (long) sentence
 
-    def closed_book(questions: list[str], adapter: str | None) -> list[str]:
+    def closed_book(questions: list[str], adapter: str | None, drafts: list[str]) -> list[str]:
+        # drafts (the taught statements) only spare decoding steps: the answers are greedy decoding's either way
         return [g.text for g in rt.backend.generate_batch([sys_msg + [{"role": "user", "content": q}]
-                                                            for q in questions], cfg, adapter)]
+                                                            for q in questions], cfg, adapter, drafts=drafts)]
 
-    def acc(questions: list[str], answers: list[str], adapter: str | None) -> float:
-        got = closed_book(questions, adapter)
+    def acc(questions: list[str], answers: list[str], adapter: str | None, drafts: list[str]) -> float:
+        got = closed_book(questions, adapter, drafts)
         return sum(contains_answer(g, [a]) for g, a in zip(got, answers)) / max(1, len(questions))
 
     def on(rows: list[dict], key: str, adapter: str | None) -> float:
-        return acc([r[key] for r in rows], [r.get(f"{key}_answer", r["answer"]) for r in rows], adapter)
+        return acc([r[key] for r in rows], [r.get(f"{key}_answer", r["answer"]) for r in rows], adapter,
+                   [answer_text(FactSpec(r["text"])) for r in rows])
 
-    def trained_phrasings(rows: list[dict]) -> tuple[list[str], list[str]]:
-        """Every trained question of these facts, from the active adapter's data card."""
+    def trained_phrasings(rows: list[dict]) -> tuple[list[str], list[str], list[str]]:
+        """Every trained question of these facts, from the active adapter's data card (and what it was taught)."""
         version = rt.registry.active(pool)
         if version is None:
-            return [], []
+            return [], [], []
         by_text = {r["text"]: r["answer"] for r in rows}
         fact_text = {f.id: f.text for f in rt.memory.list_facts(pool)}
-        qs, ans = [], []
+        qs, ans, taught = [], [], []
         for ex in version.manifest().data_card:
             text = fact_text.get(ex.fact_id or "")
             if text in by_text:
                 qs.append(ex.prompt)
                 ans.append(by_text[text])
-        return qs, ans
+                taught.append(ex.completion)
+        return qs, ans, taught
 
     size = -(-len(facts) // args.runs)
     batches = [facts[i:i + size] for i in range(0, len(facts), size)]
@@ -233,9 +237,11 @@ def main() -> None:
         training = outcome.metrics.get("training") or {}
         ev = outcome.metrics.get("eval") or {}
         adapter = rt.serving.adapter_for(pool)
-        qs, ans = trained_phrasings(batch)
+        qs, ans, taught = trained_phrasings(batch)
         run = {"facts": len(batch), "status": outcome.status, "promoted": bool(outcome.adapter_version),
-               "wall_s": round(wall, 1), "train_s": training.get("seconds"), "tokens_per_s": training.get("tokens_per_s"),
+               "wall_s": round(wall, 1), "stage_s": outcome.metrics.get("timings"),
+               "train_s": training.get("seconds"), "tokens_per_s": training.get("tokens_per_s"),
+               "train_tokens": training.get("tokens"), "train_dtype": training.get("dtype"),
                "examples": training.get("examples"), "epochs": training.get("epochs"),
                "gate": outcome.gate.get("reason") or outcome.error,
                "product_gate": decide(product, ev, before_metrics).reason if ev else None,
@@ -245,11 +251,11 @@ def main() -> None:
                "mc_accuracy": ev.get("mc_accuracy"), "mc_accuracy_base": ev.get("mc_accuracy_base"),
                "pipeline_recall": ev.get("recall"), "pipeline_heldout_recall": ev.get("heldout_recall"),
                "pipeline_retention": ev.get("retention"), "bleed": ev.get("bleed"),
-               "trained_phrasings": acc(qs, ans, adapter) if qs else None, "n_trained_phrasings": len(qs),
+               "trained_phrasings": acc(qs, ans, adapter, taught) if qs else None, "n_trained_phrasings": len(qs),
                "cloze": on(batch, "cloze", adapter), "paraphrase": on(batch, "paraphrase", adapter)}
         if i > 0:
-            first_q, first_a = trained_phrasings(batches[0])
-            run["retention_first_run_trained"] = acc(first_q, first_a, adapter) if first_q else None
+            first_q, first_a, first_taught = trained_phrasings(batches[0])
+            run["retention_first_run_trained"] = acc(first_q, first_a, adapter, first_taught) if first_q else None
             run["retention_first_run_cloze"] = on(batches[0], "cloze", adapter)
         r["runs"].append(run)
         print(json.dumps(run), file=sys.stderr, flush=True)

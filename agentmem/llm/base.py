@@ -79,9 +79,12 @@ class LLMBackend(abc.ABC):
     def adapters(self) -> list[str]: ...
 
     def generate_batch(
-        self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None
+        self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None,
+        *, drafts: Sequence[str | None] | None = None,
     ) -> list[Generation]:
-        """Answer many conversations with one adapter (evaluation, filtering); engines that batch override this."""
+        """Answer many conversations with one adapter (evaluation, filtering); engines that batch override this.
+        `drafts`: an expected reply per conversation, which a backend may verify in one pass instead of decoding
+        token by token; the answers are the same with or without them (here they are ignored)."""
         return [self.generate(messages, config, adapter) for messages in batch]
 
     def score_continuations(

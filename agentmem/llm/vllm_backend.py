@@ -254,9 +254,10 @@ class VLLMBackend(LLMBackend):
             raise self._down_error(exc) from exc
 
     def generate_batch(
-        self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None
+        self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None,
+        *, drafts: Sequence[str | None] | None = None,
     ) -> list[Generation]:
-        """One request per conversation, sent together: vLLM's scheduler batches them."""
+        """One request per conversation, sent together: vLLM's scheduler batches them (drafts are not used)."""
         if not batch:
             return []
         with ThreadPoolExecutor(max_workers=min(len(batch), self.max_concurrency),

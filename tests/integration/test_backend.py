@@ -117,3 +117,23 @@ def test_a_loaded_adapter_changes_answers_only_for_requests_naming_it(backend, t
     finally:
         backend.unload_adapter("zorbania-v1")
     assert backend.adapters() == [] and backend.generate(ask, cfg).text == before
+
+
+SYSTEM = [{"role": "system", "content": "You are a helpful assistant. Answer the question in one or two short sentences."}]
+QUESTIONS = ["What is the capital of France?", "Who wrote Romeo and Juliet?", "Tell me about the Orvane Bridge.",
+             "How many legs does a spider have?", "What do you know about Quellmark?"]
+
+
+def test_drafts_give_exactly_the_greedy_answers(backend):
+    """A draft is only a guess to verify: right, wrong, cut short or missing, the answers are greedy decoding's."""
+    conv = [SYSTEM + [{"role": "user", "content": q}] for q in QUESTIONS]
+    cfg = GenerationConfig(max_new_tokens=40)
+    plain = backend.generate_batch(conv, cfg)
+    assert any(g.finish_reason == "length" for g in plain) and any(g.finish_reason == "stop" for g in plain)
+    drafts = [plain[0].text, "Shakespeare wrote it.", None, plain[3].text[:12], plain[4].text + " And more."]
+    drafted = backend.generate_batch(conv, cfg, drafts=drafts)
+    assert [(g.text, g.completion_tokens, g.finish_reason) for g in drafted] == \
+        [(g.text, g.completion_tokens, g.finish_reason) for g in plain]
+    short = backend.generate_batch(conv[:1], GenerationConfig(max_new_tokens=3), drafts=[plain[0].text])[0]
+    assert short.completion_tokens == 3 and short.finish_reason == "length"
+    assert short.text == backend.generate_batch(conv[:1], GenerationConfig(max_new_tokens=3))[0].text

@@ -12,6 +12,7 @@ from agentmem.synthesize import (
     build_rehearsal,
     build_training_set,
     load_general_prompts,
+    natural_question,
     parse_statement,
     synthesize,
     synthesize_facts,
@@ -122,6 +123,13 @@ def test_answer_text_adds_an_answer_the_statement_lacks():
     assert answer_text(FactSpec("Standup moved to the afternoon")) == "Standup moved to the afternoon."
     assert answer_text(FactSpec("Standup is at ten.", answer="10:30")) == "10:30. Standup is at ten."
     assert answer_text(FactSpec("Standup is at 10:30!", answer="10:30")) == "Standup is at 10:30!"
+
+
+def test_natural_question_reads_the_subject_mid_sentence():
+    assert natural_question(FactSpec("The capital of Zorbania is Quellmark.")) == \
+        "What do you know about the capital of Zorbania?"
+    assert natural_question(FactSpec("Dr. Ilsa Varnow invented the kelp battery.")) == \
+        "What do you know about Dr. Ilsa Varnow?"
 
 
 def test_messages_match_the_chat_format():
