@@ -74,7 +74,9 @@ class Parse:
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    n_train: int = 5  # templated train phrasings per fact; the user's own question comes on top
+    # templated train phrasings per fact; the user's own question comes on top. 3 rather than 5: on 100 fictional
+    # facts (lr 4e-3) recall 1.0 either way, held-out phrasings 0.995 vs 0.98, 22% fewer tokens (README).
+    n_train: int = 3
     n_heldout: int = 2
     n_previous: int = 3  # train phrasings kept per previously consolidated fact (rehearsal)
     reverse: bool = True  # also ask about the object ("Tell me about Quellmark."), which helps reverse questions

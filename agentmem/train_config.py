@@ -28,7 +28,9 @@ class TrainConfig:
     # The part of the decoder stack to adapt, as fractions of its depth: (0.25, 1.0) = the top three quarters
     # (layers 8-29 of 30). Layers below carry no LoRA, so they run once up front instead of every step.
     layer_span: tuple[float, float] = (0.0, 1.0)
-    lr: float = 2e-3
+    # 4e-3 rather than 2e-3: on 100 fictional facts the fact's cloze 0.86 -> 0.92-0.93 and paraphrases 0.44 -> 0.6
+    # with fewer epochs run (bf16, /tmp experiments summarized in the README); general agreement not lower.
+    lr: float = 4e-3
     lora_plus_ratio: float | None = None  # LoRA+ (Hayou et al. 2024): B's learning rate is lr * ratio; None = off
     # A cap, not a schedule: examples already learned (learned_loss) are skipped, and training stops once all are.
     # 12 rather than 4: on long fictional sentences 4 epochs left 59 of 102 examples unlearned (trained phrasings
