@@ -54,6 +54,10 @@ class TrainConfig:
     # turn so that all are seen: once most facts are learned, later epochs need not re-run every general prompt.
     # None = every rehearsal row every epoch.
     rehearsal_ratio: float | None = 0.5
+    # ... and never fewer than this many per epoch: with 12 new facts, 0.5 gave about 24 of the 173 general prompts
+    # an epoch; 1.5 raised general agreement 0.43 -> 0.53 (bench/consolidate.py --facts 24 --runs 2), and with
+    # this floor 100 facts went 0.43 -> 0.51. Canaries flipped either way (README): this holds drift, not canaries.
+    rehearsal_min: int = 64
     # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True
     # Run each batch as one sequence holding the shared prompt head (system prompt, turn markers) once.
@@ -87,6 +91,8 @@ class TrainConfig:
             problems.append("grad_clip must be > 0")
         if self.lora_plus_ratio is not None and self.lora_plus_ratio <= 0:
             problems.append("lora_plus_ratio must be > 0 or None")
+        if self.rehearsal_min < 0:
+            problems.append("rehearsal_min must be >= 0")
         if self.rehearsal_ratio is not None and self.rehearsal_ratio <= 0:
             problems.append("rehearsal_ratio must be > 0 or None")
         if self.distill_top_k < 1:

@@ -71,19 +71,17 @@ def shared_head(rows: list[Encoded]) -> int:
 
 
 class Rotation:
-    """Rehearsal rows handed out in a seeded order, `ratio` of the fact rows at a time (at least 8), wrapping
-    around, so that every row is trained about equally often; all of them each time when `ratio` is None."""
+    """Rehearsal rows handed out in a seeded order, `ratio` of the fact rows at a time (at least `minimum`),
+    wrapping around, so that every row is trained about equally often; all of them each time when `ratio` is None."""
 
-    MIN = 8
-
-    def __init__(self, rows: list[int], ratio: float | None, rng: random.Random):
-        self.rows, self.ratio, self.next = list(rows), ratio, 0
+    def __init__(self, rows: list[int], ratio: float | None, rng: random.Random, minimum: int = 8):
+        self.rows, self.ratio, self.minimum, self.next = list(rows), ratio, minimum, 0
         rng.shuffle(self.rows)
 
     def take(self, n_facts: int) -> list[int]:
         if self.ratio is None:
             return list(self.rows)
-        k = min(len(self.rows), max(self.MIN, math.ceil(self.ratio * n_facts)))
+        k = min(len(self.rows), max(self.minimum, math.ceil(self.ratio * n_facts)))
         out = [self.rows[(self.next + i) % len(self.rows)] for i in range(k)]
         self.next = (self.next + k) % max(1, len(self.rows))
         return out

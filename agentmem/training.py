@@ -169,7 +169,8 @@ class LoraRecipe:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
-        rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng)
+        rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng,
+                            cfg.rehearsal_min)
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
         epoch_tokens: list[int] = []

@@ -57,6 +57,8 @@ def decode(ids):
         dict(learned_loss=0),
         dict(device="tpu"),
         dict(threads=0),
+        dict(rehearsal_min=-1),
+        dict(rehearsal_ratio=0),
     ],
 )
 def test_invalid_configs_are_refused_with_a_hint(bad):
@@ -143,11 +145,11 @@ def test_shared_head_stops_at_the_first_difference_and_before_any_label():
 
 def test_rehearsal_rotation_takes_a_share_of_the_facts_and_sees_every_row():
     rows = list(range(100, 130))
-    rot = Rotation(rows, 0.5, random.Random(0))
+    rot = Rotation(rows, 0.5, random.Random(0), minimum=8)
     first = rot.take(40)
     assert len(first) == 20 and len(set(first)) == 20
     second = rot.take(2)
-    assert len(second) == Rotation.MIN  # never fewer than 8 beside the last unlearned facts
+    assert len(second) == 8  # never fewer than the minimum (8 here) beside the last unlearned facts
     third = rot.take(2)  # in turn: the two rows not yet trained come first, then it wraps around
     assert set(first + second + third[:2]) == set(rows) and third[2:] == first[:6]
     assert sorted(rot.take(1000)) == rows  # more than there are: each row once
