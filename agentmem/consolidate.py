@@ -25,11 +25,12 @@ from agentmem.crashpoints import crash_point
 from agentmem.errors import AgentmemError, NotFound
 from agentmem.factcheck import recalls, unverifiable_reason
 from agentmem.gate import GateResult, decide
-from agentmem.golden import base_references, score_general
+from agentmem.golden import base_references, chat_messages, score_general
 from agentmem.llm.base import GenerationConfig, LLMBackend
 from agentmem.manifest import ExampleSource, Manifest, TrainedExample, facts_hash
 from agentmem.memory import Fact, FactStatus, RunStatus
 from agentmem.registry import AdapterRegistry
+from agentmem.run_recovery import check_not_running, reconcile_published, recover_stale_runs
 from agentmem.settings import Settings
 from agentmem.synthesize import (
     Example,
@@ -105,14 +106,19 @@ class Consolidation:
     # -- bookkeeping ---------------------------------------------------------------------------------------
     def _stage(self, name: str, **info: Any) -> None:
         self._check_cancel()
-        now, timings = time.perf_counter(), self.metrics["timings"]
-        if self._stage_started is not None:  # seconds spent in each stage, e.g. {"filter_s": 3.2, "train_s": 95.0}
-            timings[f"{self._stage_started[0]}_s"] = round(now - self._stage_started[1], 1)
-        self._stage_started = (name, now)
+        self._end_stage()
+        self._stage_started = (name, time.perf_counter())
         self.run = self.memory.update_run(self.run.pool, self.run.id, stage=name)
         self._log(f"stage {name}" + (f" {json.dumps(info)}" if info else ""))
         self._tell({"stage": name, **info})
         crash_point(name)
+
+    def _end_stage(self) -> None:
+        """Seconds spent in the stage now ending, e.g. metrics["timings"] = {"filter_s": 3.2, "train_s": 95.0}."""
+        if self._stage_started is not None:
+            name, started = self._stage_started
+            self.metrics["timings"][f"{name}_s"] = round(time.perf_counter() - started, 1)
+            self._stage_started = None
 
     def _tell(self, event: dict[str, Any]) -> None:
         if self.progress:
@@ -394,8 +400,7 @@ class Consolidation:
         return answers
 
     def _messages(self, question: str) -> list[dict[str, str]]:
-        sys_prompt = self.train_config.system_prompt
-        return ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [{"role": "user", "content": question}]
+        return chat_messages(question, self.train_config.system_prompt)
 
     def _apply_known(self, pool: str, candidates: list[Candidate]) -> None:
         for c in candidates:
@@ -404,10 +409,7 @@ class Consolidation:
 
     def _finish(self, status: RunStatus, *, gate: dict | None = None, error: str | None = None,
                 version: Any = None) -> RunOutcome:
-        if self._stage_started is not None:
-            name, started = self._stage_started
-            self.metrics["timings"][f"{name}_s"] = round(time.perf_counter() - started, 1)
-            self._stage_started = None
+        self._end_stage()
         self.run = self.memory.update_run(
             self.run.pool, self.run.id, status=status, metrics=self.metrics, gate=gate or {}, error=error,
             adapter_version=version.version if version else None,
@@ -417,8 +419,6 @@ class Consolidation:
         self._tell({"stage": "done", "status": status.value})
         return RunOutcome(self.run.id, self.run.pool, status.value, gate or {}, self.metrics,
                           version.version if version else None, version.serving_name if version else None, error)
-
-
 
 
 def _rate(verdicts: list[bool]) -> float | None:
@@ -442,62 +442,6 @@ def _model_id(path: Path) -> str:
     cfg = path / "config.json"
     stamp = f"{path.resolve()}|{cfg.stat().st_mtime_ns if cfg.exists() else 0}"
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
-
-
-def recover_stale_runs(memory, pool: str, registry: AdapterRegistry | None = None) -> str | None:
-    """A run left running by a dead process blocks its pool: mark it failed (its facts are still pending), or,
-    when it died after its adapter was registered, succeeded, and finish its bookkeeping (`reconcile_published`)."""
-    run = memory.active_run(pool)
-    finished = None
-    if run is not None:
-        pid = (run.config or {}).get("pid")
-        if pid and pid != os.getpid() and not _alive(pid):
-            published = next((v for v in registry.list(pool) if v.run_id == run.id), None) if registry else None
-            if published is None:
-                memory.update_run(pool, run.id, status=RunStatus.FAILED, error="interrupted: its process died")
-            else:
-                memory.update_run(pool, run.id, status=RunStatus.SUCCEEDED, adapter_version=published.version,
-                                  error="its process died after publishing; the bookkeeping was finished later")
-            finished = run.id
-    if registry is not None:
-        reconcile_published(memory, registry, pool)
-    return finished
-
-
-def reconcile_published(memory, registry: AdapterRegistry, pool: str) -> list[str]:
-    """Facts a registered adapter was trained on but that are still pending (the process died between publishing
-    and marking them) become consolidated into that adapter. Idempotent."""
-    marked: list[str] = []
-    pending = {f.id for f in memory.list_facts(pool, status=FactStatus.PENDING)}
-    for version in registry.list(pool) if pending else []:
-        ids = [i for i in version.manifest().fact_ids if i in pending]
-        if ids:
-            memory.mark_consolidated(pool, ids, version.version)
-            pending -= set(ids)
-            marked += ids
-            log.info("pool %s: %d facts of adapter %s marked consolidated after a crash", pool, len(ids),
-                     version.version)
-    return marked
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def check_not_running(memory, pool: str, registry: AdapterRegistry | None = None) -> None:
-    recover_stale_runs(memory, pool, registry)
-    run = memory.active_run(pool)
-    if run is not None:
-        from agentmem.errors import Busy
-
-        raise Busy(f"a consolidation run is already {run.status.value} for pool {pool} ({run.id})",
-                   "wait for it, or cancel it: agentmem consolidate --cancel")
 
 
 __all__ = ["Consolidation", "RunOutcome", "STAGES", "check_not_running", "recover_stale_runs", "reconcile_published",

@@ -48,7 +48,8 @@ def choose(backend: LLMBackend, question: str, choices: list[str], adapter: str 
     return max(range(len(choices)), key=lambda i: scores[i][0] / max(1, scores[i][1]))
 
 
-def _messages(prompt: str, system: str | None) -> list[dict]:
+def chat_messages(prompt: str, system: str | None) -> list[dict]:
+    """One user turn, after the system prompt when there is one."""
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
@@ -66,8 +67,8 @@ def base_references(backend: LLMBackend, cache_dir: Path, model_id: str, system:
     if path.is_file():
         return json.loads(path.read_text())
     cfg = GenerationConfig(max_new_tokens=GENERAL_TOKENS)
-    general = [g.text for g in backend.generate_batch([_messages(p, system) for p in golden.general], cfg)]
-    canary = [g.text for g in backend.generate_batch([_messages(c["prompt"], system) for c in golden.canaries], cfg)]
+    general = [g.text for g in backend.generate_batch([chat_messages(p, system) for p in golden.general], cfg)]
+    canary = [g.text for g in backend.generate_batch([chat_messages(c["prompt"], system) for c in golden.canaries], cfg)]
     refs = {
         "general": general,
         "canary_answers": canary,
@@ -87,7 +88,7 @@ def score_general(backend: LLMBackend, adapter: str | None, refs: dict[str, Any]
     golden = load_golden()
     cfg = GenerationConfig(max_new_tokens=GENERAL_TOKENS)
     # the base model's answers are the drafts: an adapter that still gives them is confirmed in one pass
-    answers = [g.text for g in backend.generate_batch([_messages(p, system) for p in golden.general], cfg, adapter,
+    answers = [g.text for g in backend.generate_batch([chat_messages(p, system) for p in golden.general], cfg, adapter,
                                                       drafts=refs["general"])]
     agreement = [token_f1(a, [r]) for a, r in zip(answers, refs["general"])]
     picks = [choose(backend, m["question"], m["choices"], adapter) for m in golden.multiple_choice]
@@ -95,7 +96,7 @@ def score_general(backend: LLMBackend, adapter: str | None, refs: dict[str, Any]
     canaries = [golden.canaries[k] for k in kept]
     base_canary = refs.get("canary_answers")  # absent from references cached before they were kept
     canary_answers = [g.text for g in backend.generate_batch(
-        [_messages(c["prompt"], system) for c in canaries], cfg, adapter,
+        [chat_messages(c["prompt"], system) for c in canaries], cfg, adapter,
         drafts=[base_canary[k] for k in kept] if base_canary else None)] if canaries else []
     failed = [(c["prompt"], a) for c, a in zip(canaries, canary_answers) if not contains_answer(a, c["answers"])]
     base_acc = statistics.fmean(int(p == m["gold"]) for p, m in zip(refs["mc_choice"], golden.multiple_choice))
