@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentmem.consolidate import RunOutcome, check_not_running
+from agentmem.consolidate import RunOutcome, check_not_running, recover_stale_runs
 from agentmem.memory import RunStatus
 from graphs.misses import document_answerer
 from indexes.client import validate_pool
@@ -97,6 +97,12 @@ class ConsolidationJobs:
         thread.start()
         log.info("consolidation run %s started for pool %s (%s)", run.id, pool, trigger)
         return job
+
+    def recover(self, pool: str) -> str | None:
+        """Finish the record of a run whose process died (this server before a crash, or a CLI run killed):
+        it would otherwise stay `running` and block the pool. Returns the id of the run it finished."""
+        with self._lock:
+            return recover_stale_runs(self.rt.memory, pool, self.rt.registry)
 
     def cancel(self, pool: str) -> str | None:
         """Ask the pool's active run to stop at its next step; returns its id (None: nothing was running)."""

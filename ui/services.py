@@ -48,10 +48,19 @@ class Services:
             try:
                 self.rt.memory, self.rt.registry, self.rt.knowledge  # noqa: B018
                 self.rt.agent  # noqa: B018 - builds the backend (loads the model) and the checkpointer
+                self._recover_runs()
             except AgentmemError as exc:
                 self.warm_error = str(exc)
                 raise
             self.ready.set()
+
+    def _recover_runs(self) -> None:
+        """Runs this server (or a CLI) was doing when its process died show as failed from the start, not as
+        running until someone asks to consolidate again; adapters published just before the crash keep theirs."""
+        for pool in self.pools():
+            run_id = self.jobs.recover(pool)
+            if run_id:
+                log.warning("pool %s: run %s was interrupted by the death of its process; recorded", pool, run_id)
 
     def start(self) -> None:
         threading.Thread(target=self._warm_quietly, name="agentmem-warm", daemon=True).start()

@@ -399,6 +399,40 @@ def test_scheduler_every_minutes_only_with_work(settings):
     runner.release.set()
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_run_whose_process_died_blocks_neither_the_scheduler_nor_the_app(settings):
+    """The server (or a CLI run) was SIGKILLed mid-run: its run stays `running` in the log. The next scheduler
+    check must record it as interrupted and start the pool's run again; a restarted server shows it failed at
+    once, before anyone asks to consolidate."""
+    services, runner = make_services(settings, consolidate_min_pending=1)
+    memory = services.rt.memory
+    memory.add_fact(Fact(pool="a", text="Fact one is here."))
+    dead = memory.claim_run("a", config={"queued_by": "scheduler", "pid": _dead_pid()})
+    assert services.scheduler.due("a") == "1 pending facts"
+    assert memory.get_run("a", dead.id).status is RunStatus.FAILED
+    assert "process died" in memory.get_run("a", dead.id).error
+    started = services.scheduler.tick()
+    assert len(started) == 1 and started[0] != dead.id
+    runner.release.set()
+    services.jobs.wait(started[0], 10)
+
+    restarted, _ = make_services(settings)
+    restarted.rt.__dict__["memory"] = memory
+    stale = memory.claim_run("b", config={"queued_by": "app", "pid": _dead_pid()})
+    memory.add_fact(Fact(pool="b", text="Fact of b."))
+    restarted.warm()
+    assert memory.get_run("b", stale.id).status is RunStatus.FAILED
+    assert memory.active_run("b") is None
+
+
 def test_scheduler_is_off_by_default(parts):
     services, _ = parts
     assert not services.scheduler.enabled and services.scheduler.describe().startswith("off")
