@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     @field_validator("home", "base_model", "embed_model", "cache_dir", "vllm_venv", mode="before")
     @classmethod
     def _expand(cls, v: Any) -> Any:
-        if isinstance(v, str | Path) and str(v):
-            return Path(os.path.expandvars(str(v))).expanduser()
+        if isinstance(v, str | Path) and str(v):  # absolute: subprocesses (the vLLM server) run elsewhere
+            return Path(os.path.expandvars(str(v))).expanduser().absolute()
         return v
 
     @field_validator("vllm_max_lora_rank")

@@ -152,6 +152,9 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StartResul
     """Start the server (or find it running), wait for /health, then load every pool's active adapter."""
     say = progress or (lambda _msg: None)
     running = read_record(settings)
+    if running and not _alive(running.pid):
+        _stop_leftovers(settings, running, say)
+        running = None
     if running and _alive(running.pid) and running.url == settings.vllm_url:
         if not healthy(running.url):
             record, seconds = running, _wait_healthy(settings, running, None, say)
@@ -213,10 +216,12 @@ def stop(settings: Settings, *, grace_s: float = 30.0) -> ServerRecord | None:
     record = read_record(settings)
     if record is None:
         return None
-    was_alive = _alive(record.pid)
+    if not _alive(record.pid):  # died (killed): stop what it left running, nothing else in its old group
+        _stop_leftovers(settings, record, lambda _msg: None)
+        return None
     _kill_group(record.pid, grace_s=grace_s)
     _forget(settings)
-    return record if was_alive else None
+    return record
 
 
 def status(settings: Settings) -> dict:
@@ -230,6 +235,8 @@ def status(settings: Settings) -> dict:
         "uptime_s": round(time.time() - record.started_at) if alive and record else None,
         "venv": str(settings.vllm_env_dir), "venv_ready": (settings.vllm_env_dir / "bin" / "python").exists(),
         "adapters": [],
+        # processes of a server whose main process died (killed): its engine lives on, holding memory
+        "leftover_pids": leftovers(settings, record) if record and not alive else [],
     }
     if info["healthy"]:
         from agentmem.llm.vllm_backend import VLLMBackend
@@ -269,6 +276,32 @@ def reload_active_adapters(settings: Settings, say: Progress | None = None) -> t
     return loaded, failed
 
 
+# -- what a killed server leaves behind ----------------------------------------------------------------------
+def leftovers(settings: Settings, record: ServerRecord) -> list[int]:
+    """Live processes of the recorded server's process group besides its main one, which outlive it: SIGKILL the API
+    server and vLLM's engine core (and its resource tracker) keep running, holding the KV cache. Only processes
+    that are vLLM's own count (the group id of a long-dead server could have been reused by another program)."""
+    venv = str(settings.vllm_env_dir)
+    out = []
+    for pid, cmdline in _group_members(record.pid):
+        if pid != record.pid and ("VLLM" in cmdline or ENTRYPOINT in cmdline or venv in cmdline):
+            out.append(pid)
+    return out
+
+
+def _stop_leftovers(settings: Settings, record: ServerRecord, say: Progress) -> None:
+    pids = leftovers(settings, record)
+    if pids:
+        say(f"stopping what is left of a vLLM server that died (pids {', '.join(map(str, pids))})")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)  # its API server is gone: nothing to drain
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and leftovers(settings, record):
+            time.sleep(0.2)
+    _forget(settings)
+
+
 # -- helpers -------------------------------------------------------------------------------------------------
 def _kill_group(pid: int, *, grace_s: float) -> None:
     """SIGTERM the server's process group (the API server and its engine process), SIGKILL after grace_s."""
@@ -282,17 +315,25 @@ def _kill_group(pid: int, *, grace_s: float) -> None:
             time.sleep(0.2)
 
 
-def _group_alive(pgid: int) -> bool:
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live (not zombie) processes in process group `pgid`."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pgid, os.WNOHANG)
+    members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[-1].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":  # fields: state, ppid, pgrp, ...
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
-            return True
-    return False
+        members.append((int(stat.parent.name), cmdline))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(_group_members(pgid))
 
 
 def _forget(settings: Settings) -> None:

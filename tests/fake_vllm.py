@@ -202,7 +202,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--crash", action="store_true", help="exit at once with an error (a failed start)")
     parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before listening")
+    parser.add_argument("--engine-child", action="store_true",
+                        help="also run an 'engine' child process, as vLLM does (it outlives a SIGKILLed parent)")
     args, _ = parser.parse_known_args(argv)
+    if args.engine_child:
+        import subprocess
+
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "VLLM::EngineCore"])
     if args.crash:
         print("RuntimeError: fake engine failed to start", flush=True)
         sys.exit(3)

@@ -71,6 +71,10 @@ def status(json_out: JsonOption = False) -> None:
         out.print(f"not started here, but a server answers at {info['url']}")
     else:
         out.print(f"not running ({info['url']})")
+    if info.get("leftover_pids"):
+        pids = ", ".join(map(str, info["leftover_pids"]))
+        out.print(f"its main process died, leaving processes {pids} running; "
+                  "`agentmem vllm stop` (or the next start) ends them")
     if info.get("served_model"):
         out.print(f"model: {info['served_model']}")
     if info["adapters"]:

