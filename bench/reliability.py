@@ -2,7 +2,8 @@
 consolidation run trains, publishes and switches the pool to a new adapter. Prints requests, failures, p50/p95
 latency, which adapters answered, and whether any response mentioned "database is locked".
 
-    .venv/bin/python bench/reliability.py [--clients 16] [--seconds 120] [--hostile 1000] [--json out.json]
+    .venv/bin/python bench/reliability.py [--clients 16] [--seconds 120] [--hostile 1000] [--backend vllm]
+                                          [--json out.json]
 
 It first ingests a generated hostile folder (tests/hostile_corpus.py: --hostile entries of broken, huge, nested,
 mis-encoded, linked and oddly named files) and prints how each ended (ingested, skipped or failed, by reason code;
@@ -12,7 +13,9 @@ Every request goes through the OpenAI-compatible endpoint (`POST /v1/chat/comple
 An answer counts as whole when `system_fingerprint` names the adapter that was active before the run ("base") or
 the one the run published; anything else (or an HTTP error, a timeout, an empty answer) is a failure. The
 consolidation uses a small training config and an open gate so that it publishes within the window (this measures
-serving during a switch, not what the adapter learns). Not a test; tests/integration/test_load.py runs it and
+serving during a switch, not what the adapter learns). `--backend vllm` serves the app through a vLLM server
+started for the run from .venv-vllm (the run still trains in the app's process; the server hot-loads the adapter
+it publishes). Not a test; tests/integration/test_load.py runs it and
 asserts on its JSON. Kill points and pool isolation are proven by their tests (tests/integration/test_kill_points.py,
 test_consolidation_crash.py, tests/unit/test_isolation.py): their pass counts are the figures.
 """
@@ -61,12 +64,36 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
-def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, home: Path) -> dict:
+def start_vllm(home: Path, base_model: Path) -> tuple[object, dict[str, str]]:
+    """A vLLM server for the app (started like `agentmem vllm start`), and the app's settings to use it."""
+    from agentmem import vllm_server
+    from agentmem.settings import load_settings
+    from tests.app_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = load_settings(home=home, base_model=base_model, vllm_url=url)
+    result = vllm_server.start(settings, progress=lambda m: print(f"vllm: {m}", file=sys.stderr, flush=True))
+    print(f"vLLM server healthy after {result.seconds:.0f} s at {url}", file=sys.stderr, flush=True)
+    return settings, {"AGENTMEM_LLM_BACKEND": "vllm", "AGENTMEM_VLLM_URL": url}
+
+
+def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, home: Path,
+             backend: str = "transformers") -> dict:
+    from agentmem import vllm_server
     from tests.app_server import start, stop
 
     env = OPEN_GATE | {"AGENTMEM_CONSOLIDATE_TRAIN": json.dumps(SMALL_TRAIN),
                        "AGENTMEM_MAX_NEW_TOKENS": str(max_tokens)}
-    server = start(home, base_model, env=env)
+    vllm_settings = None
+    if backend == "vllm":
+        vllm_settings, vllm_env = start_vllm(home, base_model)
+        env |= vllm_env
+    try:
+        server = start(home, base_model, env=env)
+    except BaseException:
+        if vllm_settings is not None:
+            vllm_server.stop(vllm_settings, grace_s=10)
+        raise
     results: list[dict] = []
     lock = threading.Lock()
     stop_at = [time.monotonic() + seconds]
@@ -121,12 +148,14 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
             new = next((a["serving_name"] for a in adapters if a.get("active")), None)
     finally:
         stop(server)
+        if vllm_settings is not None:
+            vllm_server.stop(vllm_settings, grace_s=20)
     ok = [r for r in results if r["status"] == 200 and r.get("answer", "").strip() and r.get("adapter") in
           {"base", new}]
     failed = [r for r in results if r not in ok]
     lat = [r["seconds"] for r in ok]
     return {
-        "clients": clients, "wall_s": round(wall, 1), "requests": len(results), "failed": len(failed),
+        "backend": backend, "clients": clients, "wall_s": round(wall, 1), "requests": len(results), "failed": len(failed),
         "failures": failed[:10], "p50_s": round(percentile(lat, 0.5), 2), "p95_s": round(percentile(lat, 0.95), 2),
         "median_s": round(statistics.median(lat), 2) if lat else None,
         "adapters_seen": sorted({str(r.get("adapter")) for r in ok}),
@@ -160,6 +189,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32, help="answer budget per request")
     ap.add_argument("--base-model", type=Path, default=None, help="converted checkpoint (default: the product's)")
     ap.add_argument("--hostile", type=int, default=1000, help="entries in the hostile folder (0: skip)")
+    ap.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                    help="serve the app in-process, or through a vLLM server started for the run (.venv-vllm)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.base_model is None and args.clients:
@@ -179,13 +210,14 @@ def main() -> None:
             print(f"| ingest seconds | {h['seconds']} |")
             print(f"| re-ingest chunks added | {hostile['reingest_chunks_added']} |")
             print(f"| search hits from outside the folder | {hostile['outside_hits']} |\n", flush=True)
-        r = run_load(args.base_model, args.clients, args.seconds, args.max_tokens, Path(tmp) / "home") \
-            if args.clients else {}
+        r = run_load(args.base_model, args.clients, args.seconds, args.max_tokens, Path(tmp) / "home",
+                     args.backend) if args.clients else {}
     if not r:
         if args.json:
             args.json.write_text(json.dumps({"hostile": hostile}, indent=2, default=str))
         return
-    print(f"| load: {r['clients']} concurrent chats, {r['wall_s']} s, consolidation {r['run_status']} | value |")
+    print(f"| load: {r['clients']} concurrent chats ({r['backend']}), {r['wall_s']} s, consolidation "
+          f"{r['run_status']} | value |")
     print("|---|---|")
     for key in ("requests", "failed", "p50_s", "p95_s", "adapters_seen", "answers_after_switch_from_new",
                 "database_locked"):
