@@ -191,3 +191,55 @@ def _wait(condition, timeout_s: float = 300) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_a_killed_server_restarts_with_the_pools_adapter(server, trained, tmp_path):
+    """SIGKILL of the server's main process (an OOM kill, say) with a request in flight: the request fails at once
+    with a clear error instead of hanging, `agentmem vllm start` ends what the dead server left running (its
+    engine process outlives it) and comes back with the pool's active adapter, answering as before."""
+    import shutil
+    import signal
+
+    from agentmem import vllm_server
+    from agentmem.errors import AgentmemError
+    from agentmem.manifest import Manifest
+    from agentmem.registry import open_registry
+
+    settings, backend = server
+    with open_registry(settings) as registry:
+        active = registry.publish("crash", shutil.copytree(trained["v1"], tmp_path / "v1"),
+                                  Manifest(base_model=str(settings.base_model)))
+    backend.load_adapter(active.serving_name, str(active.path))
+    question = ask("What is the capital of Zorbania?")
+    before = backend.generate(question, CFG, adapter=active.serving_name).text
+    assert "quellmark" in before.lower()
+
+    errors: list[BaseException] = []
+
+    def long_request() -> None:
+        try:
+            backend.generate(FRANCE, GenerationConfig(max_new_tokens=400), adapter=active.serving_name)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    record = vllm_server.read_record(settings)
+    inflight = threading.Thread(target=long_request)
+    inflight.start()
+    time.sleep(1.0)
+    os.kill(record.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    inflight.join(60)
+    assert not inflight.is_alive() and errors and isinstance(errors[0], AgentmemError), errors
+    timings["in-flight request failed after the kill (s)"] = time.monotonic() - killed_at
+    with pytest.raises(AgentmemError):
+        backend.generate(FRANCE, CFG)
+    _wait(lambda: not vllm_server._alive(record.pid), 30)
+    info = vllm_server.status(settings)
+    assert not info["running"] and not info["healthy"]
+    timings["processes the killed server left"] = len(info["leftover_pids"])
+
+    result = vllm_server.start(settings)
+    timings["restart to /health (s)"] = result.seconds
+    assert not result.already_running and active.serving_name in result.adapters, result
+    assert not vllm_server.leftovers(settings, record)  # the old engine is gone, not running beside the new one
+    assert backend.generate(question, CFG, adapter=active.serving_name).text == before
