@@ -72,7 +72,14 @@ def start_vllm(home: Path, base_model: Path) -> tuple[object, dict[str, str]]:
 
     url = f"http://127.0.0.1:{free_port()}"
     settings = load_settings(home=home, base_model=base_model, vllm_url=url)
-    result = vllm_server.start(settings, progress=lambda m: print(f"vllm: {m}", file=sys.stderr, flush=True))
+    last = [0.0]
+
+    def say(msg: str) -> None:
+        if not msg.startswith("waiting") or time.monotonic() - last[0] >= 10:  # the wait says so twice a second
+            print(f"vllm: {msg}", file=sys.stderr, flush=True)
+            last[0] = time.monotonic()
+
+    result = vllm_server.start(settings, progress=say)
     print(f"vLLM server healthy after {result.seconds:.0f} s at {url}", file=sys.stderr, flush=True)
     return settings, {"AGENTMEM_LLM_BACKEND": "vllm", "AGENTMEM_VLLM_URL": url}
 
@@ -138,6 +145,10 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
             stop_at[0] = max(stop_at[0], time.monotonic() + 5)
             time.sleep(2)
         published_at = time.monotonic()
+        if run.get("status") != "succeeded":  # say why in the report: the data folder is temporary
+            print(f"consolidation {run.get('status')}: {run.get('error')}\n" + "\n".join(
+                ln for ln in server.tail(20000).splitlines() if '"GET ' not in ln and '"POST ' not in ln)[-4000:],
+                file=sys.stderr, flush=True)
         stop_at[0] = max(stop_at[0], published_at + 30)  # keep asking a while on the new adapter
         for th in threads:
             th.join()
@@ -160,7 +171,7 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
         "median_s": round(statistics.median(lat), 2) if lat else None,
         "adapters_seen": sorted({str(r.get("adapter")) for r in ok}),
         "answers_after_switch_from_new": sum(r.get("adapter") == new for r in ok if r["started"] > published_at),
-        "run_status": run.get("status"), "new_adapter": new,
+        "run_status": run.get("status"), "run_error": run.get("error"), "new_adapter": new,
         "database_locked": sum("database is locked" in json.dumps(r) for r in results),
     }
 

@@ -2,7 +2,7 @@
 vLLM's response and error shapes, so unit tests exercise the real HTTP client without a model.
 
 Answers are deterministic: "<model> says: <last user message>", one word per token. Tokens are words; a token's
-prompt logprob is -(id % 7 + 1) / 10. `delay_s` makes chat answers slow (timeouts), a message containing BOOM
+prompt logprob is -(id % 7 + 1) / 10. `delay_s` makes chat answers slow (timeouts), `piece_delay_s` slows each streamed piece, a message containing BOOM
 gets vLLM's engine-failure 500, and requests are recorded.
 Run as a script it serves on --host/--port and accepts (and ignores) vLLM's other flags, which lets the tests
 drive `agentmem vllm start|stop` through a fake venv whose bin/python runs this file.
@@ -38,6 +38,7 @@ class FakeVLLM:
         self.base = base
         self.adapters: dict[str, str] = {}
         self.delay_s = 0.0
+        self.piece_delay_s = 0.0  # between streamed pieces: slow but progressing
         self.requests: list[tuple[str, dict]] = []
         self.active = 0
         self.max_active = 0
@@ -178,8 +179,12 @@ def _handler(fake: FakeVLLM):
             self.send_header("Connection", "close")
             self.end_headers()
             for i in range(0, len(text), 4):  # 4-character pieces: stop strings can straddle them
+                time.sleep(fake.piece_delay_s)
                 self._event({"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]})
             self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                self._event({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces),
+                                                      "total_tokens": 5 + len(pieces)}})
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
             self.close_connection = True

@@ -193,18 +193,26 @@ class VLLMBackend(LLMBackend):
     def generate(
         self, messages: Sequence[ChatMessage], config: GenerationConfig | None = None, adapter: str | None = None
     ) -> Generation:
+        """Streamed underneath, so that the timeout bounds the wait for each piece, not for the whole answer: on
+        a busy server (a consolidation's evaluation beside many chats) a long answer may take minutes and still
+        be progressing, while a stuck one sends nothing and times out."""
         config = config or GenerationConfig()
-        body = self._chat_body(messages, config, adapter, stream=False)
+        body = self._chat_body(messages, config, adapter, stream=True)
+        body["stream_options"] = {"include_usage": True}
         start = time.perf_counter()
+        pieces: list[str] = []
+        finish, usage = None, {}
         with self._leased(adapter):
-            data = self._post_model("/v1/chat/completions", body, adapter)
-        choice = data["choices"][0]
-        text, hit_stop = trim_at_stop(choice["message"].get("content") or "", config.stop)
-        usage = data.get("usage") or {}
+            for chunk in self._sse_chunks(body, adapter):
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices", []):
+                    pieces.append((choice.get("delta") or {}).get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+        text, hit_stop = trim_at_stop("".join(pieces), config.stop)
         return Generation(
             text=text, adapter=adapter, prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)), seconds=time.perf_counter() - start,
-            finish_reason=_finish(choice.get("finish_reason"), hit_stop), extra={"model": body["model"]},
+            finish_reason=_finish(finish, hit_stop), extra={"model": body["model"]},
         )
 
     def stream(
@@ -224,14 +232,21 @@ class VLLMBackend(LLMBackend):
             if rest:
                 yield rest
 
-    def _sse(self, body: dict, adapter: str | None, *, retried: bool = False) -> Iterator[str]:
+    def _sse(self, body: dict, adapter: str | None) -> Iterator[str]:
+        for chunk in self._sse_chunks(body, adapter):
+            for choice in chunk.get("choices", []):
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    yield piece
+
+    def _sse_chunks(self, body: dict, adapter: str | None, *, retried: bool = False) -> Iterator[dict]:
         try:
             with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     error = self._status_error(response.status_code, response.read().decode(errors="replace"), body)
                     if isinstance(error, AdapterNotLoaded) and adapter in self._paths and not retried:
                         self._reload(adapter)
-                        yield from self._sse(body, adapter, retried=True)
+                        yield from self._sse_chunks(body, adapter, retried=True)
                         return
                     raise error
                 for line in response.iter_lines():
@@ -244,10 +259,7 @@ class VLLMBackend(LLMBackend):
                     if "error" in chunk:
                         raise ModelError(f"the vLLM server failed mid-answer: {_error_message(payload)}",
                                          "see its log: agentmem vllm status")
-                    for choice in chunk.get("choices", []):
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            yield piece
+                    yield chunk
         except httpx.TimeoutException as exc:
             raise self._timeout_error(exc) from exc
         except httpx.TransportError as exc:

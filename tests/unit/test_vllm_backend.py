@@ -56,7 +56,7 @@ def test_generate_asks_the_base_model_by_its_served_name(backend, fake):
     assert g.text == "base-model says: hello there friend" and g.adapter is None
     assert g.finish_reason == "stop" and g.completion_tokens == 5 and g.prompt_tokens == 5
     body = chat_bodies(fake)[-1]
-    assert body["model"] == "base-model" and body["messages"] == HI and body["stream"] is False
+    assert body["model"] == "base-model" and body["messages"] == HI and body["stream"] is True
     assert body["max_tokens"] == 50 and body["temperature"] == 0.0 and body["top_p"] == 1.0
     assert "stop" not in body and "seed" not in body
 
@@ -189,6 +189,19 @@ def test_a_slow_server_times_out_with_a_hint(fake):
     with pytest.raises(ModelError, match="did not answer"):
         list(backend.stream(HI))
     assert time.perf_counter() - start < 2.5
+
+
+def test_a_long_answer_that_keeps_coming_is_not_a_timeout(fake):
+    """The timeout bounds the wait for each piece, not for the whole answer: on a loaded server (evaluation
+    beside 16 chats) a long answer took over 120 s and failed a consolidation run while still progressing."""
+    backend = VLLMBackend(fake.url, timeout_s=0.5)
+    backend.base_model_name()
+    fake.piece_delay_s = 0.2  # 9 pieces: about 1.8 s in all, each within the timeout
+    start = time.perf_counter()
+    g = backend.generate(HI, GenerationConfig(max_new_tokens=50))
+    assert g.text == "base-model says: hello there friend" and g.completion_tokens == 5
+    assert time.perf_counter() - start > 0.5  # longer than the timeout, and it answered
+    assert [g.text] == [x.text for x in backend.generate_batch([HI], GenerationConfig(max_new_tokens=50))]
 
 
 def test_a_failing_engine_is_a_model_error(backend):
