@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="The vLLM OpenAI-compatible server; `agentmem vllm start` serves on "
         "its (loopback) port."
     )
-    vllm_timeout_s: float = Field(120.0, gt=0, description="Longest wait for the next piece of an answer (or a scoring request).")
+    vllm_timeout_s: float = Field(
+        120.0, gt=0, description="Longest wait for the next piece of an answer (or for a scoring request)."
+    )
     vllm_venv: Path | None = Field(
         None, description="The vLLM server's own virtual environment; default: .venv-vllm beside this checkout "
         "(made by ./install.sh --vllm)."

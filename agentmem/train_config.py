@@ -56,8 +56,8 @@ class TrainConfig:
     rehearsal_ratio: float | None = 0.5
     # ... and never fewer than this many per epoch: with 12 new facts, 0.5 gave about 24 of the 173 general prompts
     # an epoch; 1.5 raised general agreement 0.43 -> 0.53 (bench/consolidate.py --facts 24 --runs 2), and with
-    # a floor of 64, 100 facts went 0.43 -> 0.51. Canaries flipped either way (README), and 64 left a 2-fact run
-    # (tests/integration/test_consolidation_loop.py) failing its check, so the default stays at the old 8.
+    # a floor of 64, 100 facts went 0.43 -> 0.51. Canaries flipped either way (README), so the default stays at the
+    # old 8 (a 2-fact loop test failure seen once with 64 passed on a rerun: run-to-run variation).
     rehearsal_min: int = 8
     # With layer_span starting above 0, run the frozen layers below once and train from their cached output.
     cache_frozen: bool = True

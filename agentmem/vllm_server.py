@@ -155,14 +155,14 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StartResul
     if running and not _alive(running.pid):
         _stop_leftovers(settings, running, say)
         running = None
-    if running and _alive(running.pid) and running.url == settings.vllm_url:
+    if running and running.url == settings.vllm_url:
         if not healthy(running.url):
             record, seconds = running, _wait_healthy(settings, running, None, say)
         else:
             record, seconds = running, 0.0
         loaded, failed = reload_active_adapters(settings, say)
         return StartResult(record, seconds, True, loaded, failed)
-    if running and _alive(running.pid):
+    if running:
         raise AgentmemError(f"a vLLM server started from this data folder runs at {running.url} (pid {running.pid})",
                             "stop it first: agentmem vllm stop")
     host_port(settings)
@@ -278,9 +278,10 @@ def reload_active_adapters(settings: Settings, say: Progress | None = None) -> t
 
 # -- what a killed server leaves behind ----------------------------------------------------------------------
 def leftovers(settings: Settings, record: ServerRecord) -> list[int]:
-    """Live processes of the recorded server's process group besides its main one, which outlive it: SIGKILL the API
-    server and vLLM's engine core (and its resource tracker) keep running, holding the KV cache. Only processes
-    that are vLLM's own count (the group id of a long-dead server could have been reused by another program)."""
+    """Live processes of the recorded server's process group besides its main one, which outlive it: SIGKILL
+    the API server and vLLM's engine core (and its resource tracker) keep running, holding the KV cache. Only
+    processes that are vLLM's own count (the group id of a long-dead server could have been reused by another
+    program)."""
     venv = str(settings.vllm_env_dir)
     out = []
     for pid, cmdline in _group_members(record.pid):

@@ -166,7 +166,8 @@ def run_load(base_model: Path, clients: int, seconds: float, max_tokens: int, ho
     failed = [r for r in results if r not in ok]
     lat = [r["seconds"] for r in ok]
     return {
-        "backend": backend, "clients": clients, "wall_s": round(wall, 1), "requests": len(results), "failed": len(failed),
+        "backend": backend, "clients": clients, "wall_s": round(wall, 1), "requests": len(results),
+        "failed": len(failed),
         "failures": failed[:10], "p50_s": round(percentile(lat, 0.5), 2), "p95_s": round(percentile(lat, 0.95), 2),
         "median_s": round(statistics.median(lat), 2) if lat else None,
         "adapters_seen": sorted({str(r.get("adapter")) for r in ok}),

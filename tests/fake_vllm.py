@@ -2,8 +2,8 @@
 vLLM's response and error shapes, so unit tests exercise the real HTTP client without a model.
 
 Answers are deterministic: "<model> says: <last user message>", one word per token. Tokens are words; a token's
-prompt logprob is -(id % 7 + 1) / 10. `delay_s` makes chat answers slow (timeouts), `piece_delay_s` slows each streamed piece, a message containing BOOM
-gets vLLM's engine-failure 500, and requests are recorded.
+prompt logprob is -(id % 7 + 1) / 10. `delay_s` makes chat answers slow (timeouts), `piece_delay_s` slows each
+streamed piece, a message containing BOOM gets vLLM's engine-failure 500, and requests are recorded.
 Run as a script it serves on --host/--port and accepts (and ignores) vLLM's other flags, which lets the tests
 drive `agentmem vllm start|stop` through a fake venv whose bin/python runs this file.
 """

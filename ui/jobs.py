@@ -101,8 +101,7 @@ class ConsolidationJobs:
     def recover(self, pool: str) -> str | None:
         """Finish the record of a run whose process died (this server before a crash, or a CLI run killed):
         it would otherwise stay `running` and block the pool. Returns the id of the run it finished."""
-        with self._lock:
-            return recover_stale_runs(self.rt.memory, pool, self.rt.registry)
+        return recover_stale_runs(self.rt.memory, pool, self.rt.registry)
 
     def cancel(self, pool: str) -> str | None:
         """Ask the pool's active run to stop at its next step; returns its id (None: nothing was running)."""

@@ -57,9 +57,10 @@ class Scheduler:
     def due(self, pool: str) -> str | None:
         """Why `pool` should consolidate now, or None."""
         memory = self._memory_of()
-        self.jobs.recover(pool)  # a run left `running` by a dead process must not block the pool for good
         if memory.active_run(pool) is not None:
-            return None
+            self.jobs.recover(pool)  # a run left `running` by a dead process must not block the pool for good
+            if memory.active_run(pool) is not None:
+                return None
         pending = len(memory.list_facts(pool, status=FactStatus.PENDING))
         if pending == 0:
             return None
