@@ -21,6 +21,10 @@ from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
 
 
+# Draft checks compute full-vocabulary logits at every position: 16 rows of ~120 tokens are ~380 MB in float32.
+VERIFY_ROWS = 16
+
+
 def pick_device(preference: str = "auto") -> str:
     import torch
 
@@ -197,9 +201,11 @@ class TransformersBackend(LLMBackend):
 
     def generate_batch(
         self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None,
-        *, batch_size: int = 16, drafts: Sequence[str | None] | None = None,
+        *, batch_size: int = 32, drafts: Sequence[str | None] | None = None,
     ) -> list[Generation]:
-        """Left-padded batched decoding: on CPU a batch of 16 costs little more than one conversation.
+        """Left-padded batched decoding: on CPU a batch of 16 costs little more than one conversation, and 32 rows
+        decode 1.4-1.6x faster than two batches of 16 (64 rows x 48 tokens: 23.4 s in 16s, 15-17 s in 32s, 12 s in one
+        64; 2 cores). 32, not 64: a batch holds the model while it decodes, so chats wait behind at most one.
 
         `drafts` (greedy decoding without stop strings only): a guess of each reply, checked in one teacher-forced
         pass. Where greedy decoding would produce the draft, it is taken as it is; elsewhere decoding resumes from
@@ -215,7 +221,7 @@ class TransformersBackend(LLMBackend):
         if drafts is not None and config.greedy and not config.stop:
             if len(drafts) != len(batch):
                 raise AgentmemError("generate_batch needs one draft (or None) per conversation", "pass equal lengths")
-            heads = self._verify_drafts(prompts, drafts, budget, adapter, batch_size)
+            heads = self._verify_drafts(prompts, drafts, budget, adapter, min(batch_size, VERIFY_ROWS))
         else:
             heads = [[] for _ in batch]
         eos_ids = self._eos_ids()
