@@ -387,17 +387,15 @@ class Consolidation:
         """Greedy closed-book answers, with room for each expected statement (an answer at the end of a long
         sentence must not be cut off by the token budget). Each fact's trained answer is passed as a draft: where
         greedy decoding gives it, one forward pass confirms it instead of one step per token."""
-        # each answer's budget from its own statement, rounded up to 16 tokens so that similar ones share a batch
+        # each answer's budget from its own statement (rounded up to 16 tokens); one call, so that rows of
+        # different budgets fill the same batches (in budget order) instead of one part-filled batch per budget
+        if not questions:
+            return []
         budgets = [-(-max(RECALL_TOKENS, int(self.backend.count_tokens(f.text) * 1.25) + 8) // 16) * 16 for f in facts]
-        answers: list[str] = [""] * len(questions)
-        for budget in sorted(set(budgets)):
-            rows = [k for k, b in enumerate(budgets) if b == budget]
-            got = self.backend.generate_batch([self._messages(questions[k]) for k in rows],
-                                              GenerationConfig(max_new_tokens=budget), adapter,
-                                              drafts=[answer_text(facts[k]) for k in rows])
-            for k, g in zip(rows, got):
-                answers[k] = g.text
-        return answers
+        got = self.backend.generate_batch([self._messages(q) for q in questions],
+                                          GenerationConfig(max_new_tokens=max(budgets)), adapter,
+                                          drafts=[answer_text(f) for f in facts], budgets=budgets)
+        return [g.text for g in got]
 
     def _messages(self, question: str) -> list[dict[str, str]]:
         return chat_messages(question, self.train_config.system_prompt)

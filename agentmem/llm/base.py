@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypedDict
 
 
@@ -38,6 +38,15 @@ class GenerationConfig:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+
+def row_budgets(n: int, config: GenerationConfig, budgets: Sequence[int] | None) -> list[int]:
+    """Each of `n` conversations' token budget: its own where given, never above the config's."""
+    if budgets is None:
+        return [config.max_new_tokens] * n
+    if len(budgets) != n or any(b < 1 for b in budgets):
+        raise ValueError("budgets needs one value >= 1 per conversation")
+    return [min(int(b), config.max_new_tokens) for b in budgets]
 
 
 @dataclass
@@ -80,12 +89,16 @@ class LLMBackend(abc.ABC):
 
     def generate_batch(
         self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None,
-        *, drafts: Sequence[str | None] | None = None,
+        *, drafts: Sequence[str | None] | None = None, budgets: Sequence[int] | None = None,
     ) -> list[Generation]:
         """Answer many conversations with one adapter (evaluation, filtering); engines that batch override this.
         `drafts`: an expected reply per conversation, which a backend may verify in one pass instead of decoding
-        token by token; the answers are the same with or without them (here they are ignored)."""
-        return [self.generate(messages, config, adapter) for messages in batch]
+        token by token; the answers are the same with or without them (here they are ignored). `budgets`: each
+        conversation's own max_new_tokens, at most the config's."""
+        config = config or GenerationConfig()
+        caps = row_budgets(len(batch), config, budgets)
+        return [self.generate(messages, replace(config, max_new_tokens=cap), adapter)
+                for messages, cap in zip(batch, caps)]
 
     def score_continuations(
         self, prompt: str, continuations: Sequence[str], adapter: str | None = None

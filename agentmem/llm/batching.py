@@ -93,8 +93,8 @@ class MicroBatchingBackend(LLMBackend):
                     r.future.set_result(g)
 
     # -- passed through ----------------------------------------------------------------------------------------
-    def generate_batch(self, batch, config=None, adapter=None, *, drafts=None) -> list[Generation]:
-        return self.inner.generate_batch(batch, config, adapter, drafts=drafts)
+    def generate_batch(self, batch, config=None, adapter=None, *, drafts=None, budgets=None) -> list[Generation]:
+        return self.inner.generate_batch(batch, config, adapter, drafts=drafts, budgets=budgets)
 
     def score_continuations(self, prompt, continuations, adapter=None):
         return self.inner.score_continuations(prompt, continuations, adapter)

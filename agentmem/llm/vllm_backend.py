@@ -16,13 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from agentmem.errors import AgentmemError, ModelError
-from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend
+from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend, row_budgets
 from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
 
@@ -267,14 +268,16 @@ class VLLMBackend(LLMBackend):
 
     def generate_batch(
         self, batch: Sequence[Sequence[ChatMessage]], config: GenerationConfig | None = None, adapter: str | None = None,
-        *, drafts: Sequence[str | None] | None = None,
+        *, drafts: Sequence[str | None] | None = None, budgets: Sequence[int] | None = None,
     ) -> list[Generation]:
         """One request per conversation, sent together: vLLM's scheduler batches them (drafts are not used)."""
         if not batch:
             return []
+        config = config or GenerationConfig()
+        configs = [replace(config, max_new_tokens=cap) for cap in row_budgets(len(batch), config, budgets)]
         with ThreadPoolExecutor(max_workers=min(len(batch), self.max_concurrency),
                                 thread_name_prefix="vllm-batch") as pool:
-            return list(pool.map(lambda messages: self.generate(messages, config, adapter), batch))
+            return list(pool.map(lambda row: self.generate(row[0], row[1], adapter), zip(batch, configs)))
 
     # -- tokens and scores ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

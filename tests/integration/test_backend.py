@@ -137,3 +137,17 @@ def test_drafts_give_exactly_the_greedy_answers(backend):
     short = backend.generate_batch(conv[:1], GenerationConfig(max_new_tokens=3), drafts=[plain[0].text])[0]
     assert short.completion_tokens == 3 and short.finish_reason == "length"
     assert short.text == backend.generate_batch(conv[:1], GenerationConfig(max_new_tokens=3))[0].text
+
+
+def test_one_call_with_per_row_budgets_answers_as_one_call_per_budget(backend):
+    """Rows of different budgets share batches; each still stops at its own budget, drafted or not."""
+    conv = [SYSTEM + [{"role": "user", "content": q}] for q in QUESTIONS]
+    budgets = [3, 12, 40, 7, 40]
+    alone = [backend.generate_batch([c], GenerationConfig(max_new_tokens=b))[0] for c, b in zip(conv, budgets)]
+    for drafts in (None, [g.text for g in alone]):
+        mixed = backend.generate_batch(conv, GenerationConfig(max_new_tokens=40), drafts=drafts, budgets=budgets)
+        assert [(g.text, g.completion_tokens, g.finish_reason) for g in mixed] == \
+            [(g.text, g.completion_tokens, g.finish_reason) for g in alone]
+    assert alone[0].completion_tokens == 3 and alone[0].finish_reason == "length"
+    with pytest.raises(ValueError, match="one value"):
+        backend.generate_batch(conv, GenerationConfig(max_new_tokens=40), budgets=[3])

@@ -17,7 +17,7 @@ class CountingBackend(FakeBackend):
         self.batch_calls: list[int] = []
         self.gate = threading.Event()
 
-    def generate_batch(self, batch, config=None, adapter=None, *, drafts=None):
+    def generate_batch(self, batch, config=None, adapter=None, *, drafts=None, budgets=None):
         self.batch_calls.append(len(batch))
         return [self.generate(m, config, adapter) for m in batch]
 

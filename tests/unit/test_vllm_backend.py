@@ -147,6 +147,13 @@ def test_generate_batch_sends_concurrent_requests_in_order(backend, fake):
     assert backend.generate_batch([]) == []
 
 
+def test_generate_batch_sends_each_rows_own_budget(backend, fake):
+    batch = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
+    backend.generate_batch(batch, GenerationConfig(max_new_tokens=30), budgets=[5, 50, 12])
+    sent = {b["messages"][-1]["content"]: b["max_tokens"] for b in chat_bodies(fake)}
+    assert sent == {"question 0": 5, "question 1": 30, "question 2": 12}  # never above the config's
+
+
 def test_score_continuations_sums_prompt_logprobs_of_the_continuation(backend, fake):
     prompt, conts = "Question: sky colour? Answer:", [" blue", " dark green sea"]
     scores = backend.score_continuations(prompt, conts)
