@@ -20,7 +20,6 @@ from agentmem.llm.fairlock import FairRLock
 from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
 
-
 # Draft checks compute full-vocabulary logits at every position: 16 rows of ~120 tokens are ~380 MB in float32.
 VERIFY_ROWS = 16
 
