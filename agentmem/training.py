@@ -190,6 +190,9 @@ class LoraRecipe:
                         if all(worst[j] < learned for j in facts):
                             stopped_early = True
                             break
+                    elif learned is not None and epoch > 0 and epoch == cfg.epochs - 1:
+                        # The same before the last epoch: rows skipped as learned that later steps undid train again.
+                        self._check([j for j in facts if worst[j] < learned], encoded, cached, worst)
                     active = [j for j in facts if learned is None or worst[j] >= learned]
                     skipped += len(facts) - len(active)
                     active += rehearse.take(len(active))
