@@ -203,8 +203,8 @@ class TransformersBackend(LLMBackend):
         *, batch_size: int = 32, drafts: Sequence[str | None] | None = None, budgets: Sequence[int] | None = None,
     ) -> list[Generation]:
         """Left-padded batched decoding: on CPU a batch of 16 costs little more than one conversation, and 32 rows
-        decode 1.4-1.6x faster than two batches of 16 (64 rows x 48 tokens: 23.4 s in 16s, 15-17 s in 32s, 12 s in one
-        64; 2 cores). 32, not 64: a batch holds the model while it decodes, so chats wait behind at most one.
+        decode 1.37x faster than two batches of 16 (64 rows x 48 tokens: 22.8 s in 16s, 16.6 s in 32s, 12.3 s in one
+        64; 2 cores, `bench/generate.py --batch-sizes 16,32,64 --tokens 48`). 32, not 64: a batch holds the model while it decodes, so chats wait behind at most one.
 
         `drafts` (greedy decoding without stop strings only): a guess of each reply, checked in one teacher-forced
         pass. Where greedy decoding would produce the draft, it is taken as it is; elsewhere decoding resumes from
