@@ -184,15 +184,15 @@ class LoraRecipe:
             with only_layers(decoder, frozen):
                 self._teacher = self._teach(distilled, encoded, cached)
                 for epoch in range(cfg.epochs):
-                    if learned is not None and epoch > 0 and all(worst[j] < learned for j in facts):
-                        # Later steps can undo what an earlier one taught: confirm with one pass before stopping.
-                        self._check(facts, encoded, cached, worst)
-                        if all(worst[j] < learned for j in facts):
-                            stopped_early = True
-                            break
-                    elif learned is not None and epoch > 0 and epoch == cfg.epochs - 1:
-                        # The same before the last epoch: rows skipped as learned that later steps undid train again.
-                        self._check([j for j in facts if worst[j] < learned], encoded, cached, worst)
+                    if learned is not None and epoch > 0:
+                        # Later steps can undo what an earlier one taught: confirm with one pass before stopping, and
+                        # before the last epoch, so that rows skipped as learned but undone since train again.
+                        done = all(worst[j] < learned for j in facts)
+                        if done or epoch == cfg.epochs - 1:
+                            self._check([j for j in facts if worst[j] < learned], encoded, cached, worst)
+                            if done and all(worst[j] < learned for j in facts):
+                                stopped_early = True
+                                break
                     active = [j for j in facts if learned is None or worst[j] >= learned]
                     skipped += len(facts) - len(active)
                     active += rehearse.take(len(active))

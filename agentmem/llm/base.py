@@ -40,13 +40,13 @@ class GenerationConfig:
         return self.temperature == 0
 
 
-def row_budgets(n: int, config: GenerationConfig, budgets: Sequence[int] | None) -> list[int]:
-    """Each of `n` conversations' token budget: its own where given, never above the config's."""
+def row_configs(n: int, config: GenerationConfig, budgets: Sequence[int] | None) -> list[GenerationConfig]:
+    """Each of `n` conversations' config: `config` with the row's own token budget where given (never above it)."""
     if budgets is None:
-        return [config.max_new_tokens] * n
+        return [config] * n
     if len(budgets) != n or any(b < 1 for b in budgets):
         raise ValueError("budgets needs one value >= 1 per conversation")
-    return [min(int(b), config.max_new_tokens) for b in budgets]
+    return [replace(config, max_new_tokens=min(int(b), config.max_new_tokens)) for b in budgets]
 
 
 @dataclass
@@ -95,10 +95,8 @@ class LLMBackend(abc.ABC):
         `drafts`: an expected reply per conversation, which a backend may verify in one pass instead of decoding
         token by token; the answers are the same with or without them (here they are ignored). `budgets`: each
         conversation's own max_new_tokens, at most the config's."""
-        config = config or GenerationConfig()
-        caps = row_budgets(len(batch), config, budgets)
-        return [self.generate(messages, replace(config, max_new_tokens=cap), adapter)
-                for messages, cap in zip(batch, caps)]
+        configs = row_configs(len(batch), config or GenerationConfig(), budgets)
+        return [self.generate(messages, row, adapter) for messages, row in zip(batch, configs)]
 
     def score_continuations(
         self, prompt: str, continuations: Sequence[str], adapter: str | None = None

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from agentmem.errors import AgentmemError, ModelError
-from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend, row_budgets
+from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend, row_configs
 from agentmem.llm.fairlock import FairRLock
 from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
@@ -204,7 +204,8 @@ class TransformersBackend(LLMBackend):
     ) -> list[Generation]:
         """Left-padded batched decoding: on CPU a batch of 16 costs little more than one conversation, and 32 rows
         decode 1.37x faster than two batches of 16 (64 rows x 48 tokens: 22.8 s in 16s, 16.6 s in 32s, 12.3 s in one
-        64; 2 cores, `bench/generate.py --batch-sizes 16,32,64 --tokens 48`). 32, not 64: a batch holds the model while it decodes, so chats wait behind at most one.
+        64; 2 cores, `bench/generate.py --batch-sizes 16,32,64 --tokens 48`). 32, not 64: a batch holds the model
+        while it decodes, so chats wait behind at most one.
 
         `drafts` (greedy decoding without stop strings only): a guess of each reply, checked in one teacher-forced
         pass. Where greedy decoding would produce the draft, it is taken as it is; elsewhere decoding resumes from
@@ -218,7 +219,8 @@ class TransformersBackend(LLMBackend):
         if not batch:
             return []
         prompts = [self._prompt_ids(m) for m in batch]
-        caps = row_budgets(len(batch), config, budgets)
+        configs = row_configs(len(batch), config, budgets)
+        caps = [c.max_new_tokens for c in configs]
         start = time.perf_counter()
         if drafts is not None and config.greedy and not config.stop:
             if len(drafts) != len(batch):
@@ -233,8 +235,7 @@ class TransformersBackend(LLMBackend):
         for i, tail in zip(todo, tails):
             heads[i] = heads[i] + tail
         seconds = (time.perf_counter() - start) / len(batch)
-        return [self._finish(new, len(p), replace(config, max_new_tokens=cap), adapter, seconds)
-                for new, p, cap in zip(heads, prompts, caps)]
+        return [self._finish(new, len(p), row, adapter, seconds) for new, p, row in zip(heads, prompts, configs)]
 
     def _prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
         if not messages:

@@ -16,14 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from agentmem.errors import AgentmemError, ModelError
-from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend, row_budgets
+from agentmem.llm.base import ChatMessage, Generation, GenerationConfig, LLMBackend, row_configs
 from agentmem.llm.stops import StopTrimmer, trim_at_stop
 from agentmem.settings import Settings
 
@@ -273,8 +272,7 @@ class VLLMBackend(LLMBackend):
         """One request per conversation, sent together: vLLM's scheduler batches them (drafts are not used)."""
         if not batch:
             return []
-        config = config or GenerationConfig()
-        configs = [replace(config, max_new_tokens=cap) for cap in row_budgets(len(batch), config, budgets)]
+        configs = row_configs(len(batch), config or GenerationConfig(), budgets)
         with ThreadPoolExecutor(max_workers=min(len(batch), self.max_concurrency),
                                 thread_name_prefix="vllm-batch") as pool:
             return list(pool.map(lambda row: self.generate(row[0], row[1], adapter), zip(batch, configs)))
