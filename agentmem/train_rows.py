@@ -87,11 +87,25 @@ class Rotation:
         return out
 
 
-def batches(active: list[int], encoded: list[Encoded], size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle."""
+def n_batches(n: int, size: int, minimum: int = 1) -> int:
+    """How many batches `n` rows make: batches of at most `size`, and at least `minimum` of them (while there are
+    rows enough), so that a small epoch still makes several optimizer steps."""
+    return max(math.ceil(n / size), min(minimum, n))
+
+
+def batches(active: list[int], encoded: list[Encoded], size: int, rng: random.Random,
+            minimum: int = 1) -> list[list[int]]:
+    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle.
+    Where `size` would make fewer than `minimum` batches, the rows are split into `minimum` batches of near-equal
+    size instead."""
     order = list(active)
     rng.shuffle(order)
     order.sort(key=lambda j: encoded[j].length)  # stable: equal lengths keep the shuffled order
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    count = n_batches(len(order), size, minimum)
+    if count == math.ceil(len(order) / size):
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+    else:
+        cuts = [round(k * len(order) / count) for k in range(count + 1)]
+        batches = [order[cuts[k] : cuts[k + 1]] for k in range(count)]
     rng.shuffle(batches)
     return batches

@@ -33,6 +33,7 @@ from agentmem.train_rows import (
     batches,
     distill_labels,
     encode_example,
+    n_batches,
 )
 
 __all__ = ["ALL_LINEAR", "CONFIG_FILE", "Cancelled", "LoraRecipe", "Progress", "TrainConfig", "TrainResult",
@@ -165,7 +166,8 @@ class LoraRecipe:
                                             loraplus_lr_ratio=cfg.lora_plus_ratio, weight_decay=0.0)
         else:
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        planned = total = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs  # the lr schedule's length
+        # the lr schedule's length
+        planned = total = n_batches(len(encoded), cfg.batch_size, cfg.min_batches) * cfg.epochs
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
@@ -196,10 +198,11 @@ class LoraRecipe:
                     active = [j for j in facts if learned is None or worst[j] >= learned]
                     skipped += len(facts) - len(active)
                     active += rehearse.take(len(active))
-                    total = step + math.ceil(len(active) / cfg.batch_size) * (cfg.epochs - epoch)
+                    # re-planned each epoch (rows a check finds undone add steps later), so never below `step`
+                    total = step + n_batches(len(active), cfg.batch_size, cfg.min_batches) * (cfg.epochs - epoch)
                     losses: list[float] = []
                     self.model.train()
-                    for batch in batches(active, encoded, cfg.batch_size, rng):
+                    for batch in batches(active, encoded, cfg.batch_size, rng, cfg.min_batches):
                         raise_if_cancelled(cancel)
                         loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
                         loss.backward()

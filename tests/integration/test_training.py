@@ -69,7 +69,9 @@ def test_adapter_teaches_a_fact_the_base_model_does_not_know(trained):
         assert "quellmark" not in answer(recipe.model, recipe.tokenizer, QUESTION).lower()
     assert result.final_loss < result.epoch_losses[0] / 4
     assert [p.step for p in seen] == list(range(1, result.steps + 1))
-    assert all(p.total >= result.steps and p.tokens_per_s > 0 and p.eta_s >= 0 for p in seen)
+    # the total is re-planned each epoch (rows a check finds undone train again), so it is checked per step
+    assert all(p.step <= p.total and p.tokens_per_s > 0 and p.eta_s >= 0 for p in seen)
+    assert seen[-1].total >= result.steps
 
 
 def test_save_writes_a_loadable_adapter_and_its_config(trained, tmp_path: Path, base_model_dir: Path):

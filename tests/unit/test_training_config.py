@@ -18,6 +18,7 @@ from agentmem.train_rows import (
     batches,
     distill_labels,
     encode_example,
+    n_batches,
     shared_head,
 )
 
@@ -124,6 +125,21 @@ def test_batches_are_length_sorted_complete_and_seeded():
     spread = sum(max(lengths[j] for j in bt) - min(lengths[j] for j in bt) for bt in a)
     assert spread <= max(lengths[j] for j in active) - min(lengths[j] for j in active)
     assert a != batches(active, encoded, 4, random.Random(8))
+
+
+def test_a_small_epoch_is_split_into_min_batches_near_equal_batches():
+    encoded = [Encoded([1] * (10 + i), [1] * (10 + i), i) for i in range(40)]
+    assert n_batches(14, 16, 4) == 4 and n_batches(3, 16, 4) == 3 and n_batches(40, 16, 4) == 4
+    assert n_batches(100, 16, 4) == 7 and n_batches(0, 16, 4) == 0
+    small = batches(list(range(14)), encoded, 16, random.Random(3), minimum=4)
+    assert sorted(len(b) for b in small) == [3, 3, 4, 4]
+    assert sorted(j for b in small for j in b) == list(range(14))
+    assert [len(b) for b in batches(list(range(14)), encoded, 16, random.Random(3))] == [14]  # no floor: one batch
+    # enough rows for `minimum` full batches: batches of `size`, as without the floor
+    big = batches(list(range(40)), encoded, 8, random.Random(3), minimum=4)
+    assert sorted(len(b) for b in big) == [8] * 5
+    with pytest.raises(ConfigError, match="min_batches"):
+        TrainConfig(min_batches=0)
 
 
 def test_lr_warms_up_then_decays_to_a_tenth():
