@@ -37,11 +37,12 @@ class TrainConfig:
     # recalled 62%); with 12, 1 of 102 (100%), at 67 steps instead of 28 (bench/consolidate.py, README).
     epochs: int = 12
     batch_size: int = 16
-    # Epochs of fewer than batch_size * min_batches rows are split into this many smaller batches. With 2 facts
-    # (14 rows an epoch beside the rehearsal floor) batches of 16 made one optimizer step an epoch, and after the
-    # 12-epoch cap 1-3 of the 6 fact examples were still unlearned in each of 4 two-fact runs (scratch runs, 1 Dec
-    # 2026; the 2-fact CLI loop test failed once so); in 4 batches, 3 of the 4 runs learned every example and
-    # stopped early, at epoch 7-10, in about the same time. Runs of 100 facts change only in their last epochs.
+    # A run whose first epoch has fewer than batch_size * min_batches rows trains in smaller batches, min_batches
+    # of them an epoch. With 2 facts (14 rows an epoch beside the rehearsal floor) batches of 16 made one optimizer
+    # step an epoch, and after the 12-epoch cap 1-3 of the 6 fact examples were still unlearned in each of 4
+    # two-fact runs (scratch runs, 1 Dec 2026; the 2-fact CLI loop test failed once so); in batches of 4, 3 of the 4
+    # runs learned every example and stopped early, at epoch 7-10, in about the same time. Runs of 12 facts or more
+    # start with 4 full batches or more and are unchanged.
     min_batches: int = 4
     max_seq_len: int = 256
     warmup_steps: int = 4

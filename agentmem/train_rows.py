@@ -78,34 +78,32 @@ class Rotation:
         self.rows, self.ratio, self.minimum, self.next = list(rows), ratio, minimum, 0
         rng.shuffle(self.rows)
 
+    def size(self, n_facts: int) -> int:
+        """How many rows `take(n_facts)` hands out."""
+        if self.ratio is None:
+            return len(self.rows)
+        return min(len(self.rows), max(self.minimum, math.ceil(self.ratio * n_facts)))
+
     def take(self, n_facts: int) -> list[int]:
         if self.ratio is None:
             return list(self.rows)
-        k = min(len(self.rows), max(self.minimum, math.ceil(self.ratio * n_facts)))
+        k = self.size(n_facts)
         out = [self.rows[(self.next + i) % len(self.rows)] for i in range(k)]
         self.next = (self.next + k) % max(1, len(self.rows))
         return out
 
 
-def n_batches(n: int, size: int, minimum: int = 1) -> int:
-    """How many batches `n` rows make: batches of at most `size`, and at least `minimum` of them (while there are
-    rows enough), so that a small epoch still makes several optimizer steps."""
-    return max(math.ceil(n / size), min(minimum, n))
+def batch_size_for(n_rows: int, size: int, min_batches: int) -> int:
+    """`size`, or less where an epoch of `n_rows` rows would make fewer than `min_batches` batches of it: a run of one
+    or two facts still makes several optimizer steps an epoch."""
+    return max(1, min(size, math.ceil(n_rows / min_batches)))
 
 
-def batches(active: list[int], encoded: list[Encoded], size: int, rng: random.Random,
-            minimum: int = 1) -> list[list[int]]:
-    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle.
-    Where `size` would make fewer than `minimum` batches, the rows are split into `minimum` batches of near-equal
-    size instead."""
+def batches(active: list[int], encoded: list[Encoded], size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding), in a seeded random order; ties broken by a seeded shuffle."""
     order = list(active)
     rng.shuffle(order)
     order.sort(key=lambda j: encoded[j].length)  # stable: equal lengths keep the shuffled order
-    count = n_batches(len(order), size, minimum)
-    if count == math.ceil(len(order) / size):
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
-    else:
-        cuts = [round(k * len(order) / count) for k in range(count + 1)]
-        batches = [order[cuts[k] : cuts[k + 1]] for k in range(count)]
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
     rng.shuffle(batches)
     return batches

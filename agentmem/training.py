@@ -30,10 +30,10 @@ from agentmem.train_rows import (
     IGNORE,
     Encoded,
     Rotation,
+    batch_size_for,
     batches,
     distill_labels,
     encode_example,
-    n_batches,
 )
 
 __all__ = ["ALL_LINEAR", "CONFIG_FILE", "Cancelled", "LoraRecipe", "Progress", "TrainConfig", "TrainResult",
@@ -166,13 +166,14 @@ class LoraRecipe:
                                             loraplus_lr_ratio=cfg.lora_plus_ratio, weight_decay=0.0)
         else:
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        # the lr schedule's length
-        planned = total = n_batches(len(encoded), cfg.batch_size, cfg.min_batches) * cfg.epochs
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         worst = [math.inf] * len(encoded)  # worst answer-token loss per example when it was last seen
         is_fact = set(facts)
         rehearse = Rotation([j for j in range(len(encoded)) if j not in is_fact], cfg.rehearsal_ratio, rng,
                             cfg.rehearsal_min)
+        # chosen once, from the first epoch's rows: later epochs are smaller but keep it
+        size = batch_size_for(len(facts) + rehearse.size(len(facts)), cfg.batch_size, cfg.min_batches)
+        planned = total = math.ceil(len(encoded) / size) * cfg.epochs  # the lr schedule's length
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, planned))
         step = tokens = skipped = 0
         epoch_losses: list[float] = []
         epoch_tokens: list[int] = []
@@ -199,10 +200,10 @@ class LoraRecipe:
                     skipped += len(facts) - len(active)
                     active += rehearse.take(len(active))
                     # re-planned each epoch (rows a check finds undone add steps later), so never below `step`
-                    total = step + n_batches(len(active), cfg.batch_size, cfg.min_batches) * (cfg.epochs - epoch)
+                    total = step + math.ceil(len(active) / size) * (cfg.epochs - epoch)
                     losses: list[float] = []
                     self.model.train()
-                    for batch in batches(active, encoded, cfg.batch_size, rng, cfg.min_batches):
+                    for batch in batches(active, encoded, size, rng):
                         raise_if_cancelled(cancel)
                         loss, per_example, per_worst, n_tokens = self._step(batch, encoded, cached)
                         loss.backward()

@@ -15,10 +15,10 @@ from agentmem.train_rows import (
     IGNORE,
     Encoded,
     Rotation,
+    batch_size_for,
     batches,
     distill_labels,
     encode_example,
-    n_batches,
     shared_head,
 )
 
@@ -127,17 +127,13 @@ def test_batches_are_length_sorted_complete_and_seeded():
     assert a != batches(active, encoded, 4, random.Random(8))
 
 
-def test_a_small_epoch_is_split_into_min_batches_near_equal_batches():
-    encoded = [Encoded([1] * (10 + i), [1] * (10 + i), i) for i in range(40)]
-    assert n_batches(14, 16, 4) == 4 and n_batches(3, 16, 4) == 3 and n_batches(40, 16, 4) == 4
-    assert n_batches(100, 16, 4) == 7 and n_batches(0, 16, 4) == 0
-    small = batches(list(range(14)), encoded, 16, random.Random(3), minimum=4)
-    assert sorted(len(b) for b in small) == [3, 3, 4, 4]
-    assert sorted(j for b in small for j in b) == list(range(14))
-    assert [len(b) for b in batches(list(range(14)), encoded, 16, random.Random(3))] == [14]  # no floor: one batch
-    # enough rows for `minimum` full batches: batches of `size`, as without the floor
-    big = batches(list(range(40)), encoded, 8, random.Random(3), minimum=4)
-    assert sorted(len(b) for b in big) == [8] * 5
+def test_a_small_run_trains_in_smaller_batches_so_each_epoch_makes_several_steps():
+    assert batch_size_for(14, 16, 4) == 4  # 2 facts beside 8 general rows: 4 steps an epoch, not 1
+    assert batch_size_for(3, 16, 4) == 1 and batch_size_for(0, 16, 4) == 1
+    assert batch_size_for(64, 16, 4) == 16 and batch_size_for(450, 16, 4) == 16  # big enough: unchanged
+    rotation = Rotation(list(range(173)), 0.5, random.Random(0), 8)
+    assert [rotation.size(n) for n in (6, 300)] == [8, 150] == [len(rotation.take(n)) for n in (6, 300)]
+    assert Rotation(list(range(5)), None, random.Random(0)).size(100) == 5
     with pytest.raises(ConfigError, match="min_batches"):
         TrainConfig(min_batches=0)
 
