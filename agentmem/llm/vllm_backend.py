@@ -275,7 +275,7 @@ class VLLMBackend(LLMBackend):
         configs = row_configs(len(batch), config or GenerationConfig(), budgets)
         with ThreadPoolExecutor(max_workers=min(len(batch), self.max_concurrency),
                                 thread_name_prefix="vllm-batch") as pool:
-            return list(pool.map(lambda row: self.generate(row[0], row[1], adapter), zip(batch, configs)))
+            return list(pool.map(lambda messages, row: self.generate(messages, row, adapter), batch, configs))
 
     # -- tokens and scores ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
